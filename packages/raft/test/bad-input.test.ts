@@ -1,0 +1,148 @@
+// step() given malformed or stale messages: a typed error or a silent ignore, never a crash,
+// never a changed state.
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { RaftError, type Message } from '@flotilla/raft';
+import { TestNet, bytes, type TestNode } from './harness.ts';
+
+const ids3 = ['n1', 'n2', 'n3'];
+
+/** Everything step() could corrupt, as one comparable value. */
+function fingerprint(n: TestNode): string {
+  const s = n.raw.status();
+  return JSON.stringify({ ...s, progress: s.progress === undefined ? undefined : [...s.progress], terms: n.terms() });
+}
+
+function leaderNet(): TestNet {
+  const net = TestNet.create(ids3);
+  net.campaign('n1');
+  net.propose('n1', 'x');
+  return net;
+}
+
+const valid: Message = { type: 'heartbeat', from: 'n1', to: 'n2', term: 2, commit: 5, readSeq: 0 };
+
+const malformed: [string, unknown][] = [
+  ['not an object', 'hello'],
+  ['null', null],
+  ['an array', [1, 2]],
+  ['unknown type', { ...valid, type: 'gossip' }],
+  ['missing term', { type: 'heartbeat', from: 'n1', to: 'n2', commit: 5, readSeq: 0 }],
+  ['negative term', { ...valid, term: -1 }],
+  ['fractional index', { type: 'append', from: 'n1', to: 'n2', term: 2, index: 1.5, logTerm: 1, entries: [], commit: 0 }],
+  ['term as a string', { ...valid, term: '2' }],
+  ['empty sender', { ...valid, from: '' }],
+  ['addressed to another node', { ...valid, to: 'n3' }],
+  ['claims to come from the receiver', { ...valid, from: 'n2' }],
+  ['entries not an array', { type: 'append', from: 'n1', to: 'n2', term: 2, index: 5, logTerm: 2, entries: 'x', commit: 0 }],
+  ['entries out of sequence', { type: 'append', from: 'n1', to: 'n2', term: 2, index: 5, logTerm: 2, entries: [{ index: 7, term: 2, type: 'normal', data: bytes('x') }], commit: 0 }],
+  ['entry term after the message term', { type: 'append', from: 'n1', to: 'n2', term: 2, index: 5, logTerm: 2, entries: [{ index: 6, term: 9, type: 'normal', data: bytes('x') }], commit: 0 }],
+  ['entry data not bytes', { type: 'append', from: 'n1', to: 'n2', term: 2, index: 5, logTerm: 2, entries: [{ index: 6, term: 2, type: 'normal', data: 'x' }], commit: 0 }],
+  ['unknown membership change', { type: 'append', from: 'n1', to: 'n2', term: 2, index: 5, logTerm: 2, entries: [{ index: 6, term: 2, type: 'confChange', change: { type: 'promote', nodeId: 'n4' } }], commit: 0 }],
+  ['snapshot data not bytes', { type: 'snapshot', from: 'n1', to: 'n2', term: 2, metadata: { index: 9, term: 2, confState: { voters: ['n1'], learners: [] } }, offset: 0, data: [1, 2], done: true }],
+  ['snapshot without membership', { type: 'snapshot', from: 'n1', to: 'n2', term: 2, metadata: { index: 9, term: 2 }, offset: 0, data: bytes('x'), done: true }],
+  ['empty forwarded proposal', { type: 'propose', from: 'n3', to: 'n2', term: 2, proposals: [] }],
+  ['vote without transfer flag', { type: 'vote', from: 'n3', to: 'n2', term: 3, index: 5, logTerm: 2 }],
+  ['heartbeat commit beyond the log', { ...valid, commit: 99 }],
+];
+
+test('malformed messages are rejected with RaftError invalid-message and change nothing', () => {
+  for (const [name, m] of malformed) {
+    const net = leaderNet();
+    const n2 = net.node('n2');
+    const before = fingerprint(n2);
+    assert.throws(
+      () => n2.raw.step(m as Message),
+      (e: unknown) => e instanceof RaftError && e.code === 'invalid-message' && e.message.length > 0,
+      name,
+    );
+    n2.flush();
+    assert.equal(fingerprint(n2), before, `${name}: state unchanged`);
+  }
+});
+
+test('on the leader: an acknowledgement beyond its log is rejected; one from a non-member is ignored', () => {
+  const net = leaderNet();
+  const n1 = net.node('n1');
+  const before = fingerprint(n1);
+  assert.throws(
+    () => n1.raw.step({ type: 'appendResponse', from: 'n2', to: 'n1', term: 2, index: 99, reject: false, rejectHint: 0, logTerm: 0 }),
+    (e: unknown) => e instanceof RaftError && e.code === 'invalid-message',
+  );
+  assert.equal(fingerprint(n1), before);
+  n1.raw.step({ type: 'appendResponse', from: 'n9', to: 'n1', term: 2, index: 5, reject: false, rejectHint: 0, logTerm: 0 });
+  n1.raw.step({ type: 'heartbeatResponse', from: 'n9', to: 'n1', term: 2, readSeq: 0, commit: 5 });
+  n1.raw.step({ type: 'voteResponse', from: 'n9', to: 'n1', term: 2, reject: false });
+  n1.flush();
+  assert.equal(fingerprint(n1), before);
+});
+
+test('stale messages (older term, old replies) are ignored without error', () => {
+  const net = leaderNet();
+  net.campaign('n2'); // term 3
+  const n2 = net.node('n2');
+  const before = fingerprint(n2);
+  n2.raw.step({ type: 'appendResponse', from: 'n1', to: 'n2', term: 2, index: 5, reject: false, rejectHint: 0, logTerm: 0 });
+  n2.raw.step({ type: 'voteResponse', from: 'n3', to: 'n2', term: 2, reject: true });
+  n2.raw.step({ type: 'heartbeatResponse', from: 'n3', to: 'n2', term: 1, readSeq: 7, commit: 1 });
+  n2.flush();
+  assert.equal(fingerprint(n2), before);
+  // An append reaching below the commit index cannot rewrite committed entries (§5.4.3).
+  const n3 = net.node('n3');
+  const committed = n3.terms();
+  n3.raw.step({ type: 'append', from: 'n2', to: 'n3', term: 3, index: 3, logTerm: 1, entries: [{ index: 4, term: 3, type: 'normal', data: bytes('rewrite') }], commit: 4 });
+  n3.flush();
+  assert.deepEqual(n3.terms(), committed);
+});
+
+test('any junk or mutated message gives at most a RaftError, and the cluster keeps working', () => {
+  const junk = fc.oneof(
+    fc.anything(),
+    fc.record({
+      type: fc.constantFrom('append', 'appendResponse', 'heartbeat', 'heartbeatResponse', 'vote', 'preVote', 'voteResponse', 'preVoteResponse', 'snapshot', 'snapshotResponse', 'timeoutNow', 'readIndex', 'readIndexResponse', 'propose'),
+      from: fc.constantFrom('n1', 'n2', 'n3', 'n9', ''),
+      to: fc.constantFrom('n2', 'n1'),
+      term: fc.oneof(fc.nat({ max: 5 }), fc.double(), fc.string()),
+      index: fc.oneof(fc.nat({ max: 10 }), fc.constant(-1)),
+      logTerm: fc.nat({ max: 5 }),
+      commit: fc.nat({ max: 10 }),
+      readSeq: fc.nat({ max: 3 }),
+      reject: fc.boolean(),
+      rejectHint: fc.nat({ max: 10 }),
+      transfer: fc.boolean(),
+      entries: fc.array(fc.record({ index: fc.nat({ max: 10 }), term: fc.nat({ max: 5 }), type: fc.constant('normal'), data: fc.uint8Array({ maxLength: 4 }) }), { maxLength: 3 }),
+      ctx: fc.string(),
+    }),
+  );
+  fc.assert(
+    fc.property(fc.array(junk, { maxLength: 20 }), (messages) => {
+      const net = leaderNet();
+      for (const m of messages) {
+        for (const id of ['n1', 'n2']) {
+          const target = net.node(id);
+          try {
+            target.raw.step({ ...(m as object), to: id } as Message);
+          } catch (err) {
+            if (!(err instanceof RaftError)) throw err;
+          }
+          try {
+            net.deliver(target.flush());
+          } catch (err) {
+            // What junk provoked (say, a vote in a made-up term) may be refused downstream too.
+            if (!(err instanceof RaftError)) throw err;
+          }
+        }
+      }
+      // Whatever happened, the cluster can still elect a leader and commit.
+      net.heal();
+      for (let i = 0; i < 60 && net.leader() === undefined; i++) net.tickAll();
+      const leader = net.leader();
+      assert.ok(leader !== undefined, 'a leader is elected');
+      net.propose(leader.id, 'still-works');
+      net.tickAll(2);
+      assert.ok(leader.appliedValues().includes('still-works'));
+    }),
+    { numRuns: 200 },
+  );
+});
