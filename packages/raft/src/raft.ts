@@ -3,7 +3,7 @@ import { Membership } from './confchange.ts';
 import { RaftError, isRaftError } from './errors.ts';
 import { RaftLog } from './log.ts';
 import { Progress } from './progress.ts';
-import { quorumIndex, voteResult } from './quorum.ts';
+import { majority, quorumIndex, voteResult } from './quorum.ts';
 import { ReadOnly } from './readonly.ts';
 import { SnapshotReceiver } from './snapshot-receiver.ts';
 import { entrySize } from './storage.ts';
@@ -161,6 +161,11 @@ export class Raft {
     this.appendEntries([{ type: 'normal', data: new Uint8Array(0) }]);
   }
 
+  private winElection(): void {
+    this.becomeLeader();
+    this.bcastAppend();
+  }
+
   private newProgress(lastIndex: number, isLearner: boolean): Progress {
     return new Progress(lastIndex + 1, this.cfg.maxInflightMsgs, isLearner);
   }
@@ -265,7 +270,7 @@ export class Raft {
     if (this.poll(this.id, true) === 'won') {
       // A single voter wins at once.
       if (kind === 'preElection') this.campaign('election');
-      else this.becomeLeader();
+      else this.winElection();
       return;
     }
     const index = this.log.lastIndex();
@@ -396,10 +401,7 @@ export class Raft {
         const result = this.poll(m.from, !m.reject);
         if (result === 'won') {
           if (this.role === 'preCandidate') this.campaign('election');
-          else {
-            this.becomeLeader();
-            this.bcastAppend();
-          }
+          else this.winElection();
         } else if (result === 'lost') {
           this.becomeFollower(this.term, NONE);
         }
@@ -588,11 +590,10 @@ export class Raft {
 
   /** Proposals a follower forwarded: there is no one to report a refusal to, so drop them. */
   private proposeForwarded(proposals: readonly Proposal[]): void {
-    if (this.checkProposals(proposals) !== undefined) return;
     try {
       this.proposeAsLeader(proposals);
     } catch (err) {
-      if (!isRaftError(err, 'proposal-dropped')) throw err;
+      if (!isRaftError(err)) throw err;
     }
   }
 
@@ -782,13 +783,16 @@ export class Raft {
     for (const [id, pr] of this.progress) {
       if (id !== this.id) pr.recentActive = false;
     }
-    return active >= Math.floor(this.membership.voters.size / 2) + 1;
+    return active >= majority(this.membership.voters.size);
   }
 
   // ---------------------------------------------------------------------------------------
   // Linearizable reads (thesis §6.4).
 
-  /** Asks for a read index for `ctx`; the answer arrives as a ReadState. */
+  /**
+   * Asks for a read index for `ctx`; the answer arrives as a ReadState. A read is never
+   * answered if leadership changes before it is confirmed: the host times it out and retries.
+   */
   readIndex(ctx: string): void {
     if (this.role === 'leader') {
       this.handleReadIndex(ctx, this.id);
