@@ -317,7 +317,7 @@ export class Raft {
         this.send({ type: 'appendResponse', to: m.from, index: 0, reject: false, rejectHint: 0, logTerm: 0 });
       } else if (m.type === 'preVote' || m.type === 'vote') {
         // §5.1: a request with a stale term is rejected; our term in the reply updates the sender.
-        this.send({ type: m.type === 'vote' ? 'voteResponse' : 'preVoteResponse', to: m.from, reject: true });
+        this.sendVoteResponse(m, true);
       }
       return;
     }
@@ -326,6 +326,7 @@ export class Raft {
       this.handleVoteRequest(m);
       return;
     }
+    if (m.type === 'voteResponse' || m.type === 'preVoteResponse') this.maybeAdoptCommit(m.commit, m.commitTerm);
     this.stepRole(m);
   }
 
@@ -336,17 +337,34 @@ export class Raft {
       this.vote === m.from ||
       (this.vote === NONE && this.leader === NONE) ||
       (m.type === 'preVote' && m.term > this.term);
-    const responseType = m.type === 'vote' ? 'voteResponse' : 'preVoteResponse';
     // §5.4.1: only a candidate whose log is at least as up to date as ours gets our vote.
     if (this.mayGrantVote(canVote, this.log.isUpToDate(m.index, m.logTerm))) {
-      this.send({ type: responseType, to: m.from, term: m.term, reject: false });
+      this.sendVoteResponse(m, false);
       if (m.type === 'vote') {
         this.electionElapsed = 0;
         this.vote = m.from;
       }
     } else {
-      this.send({ type: responseType, to: m.from, reject: true });
+      this.sendVoteResponse(m, true);
     }
+  }
+
+  /** A granted vote carries the candidate's term; a refusal carries ours, to update it. */
+  private sendVoteResponse(m: VoteMessage, reject: boolean): void {
+    const commit = this.log.committed;
+    this.send({
+      type: m.type === 'vote' ? 'voteResponse' : 'preVoteResponse',
+      to: m.from,
+      ...(reject ? {} : { term: m.term }),
+      reject,
+      commit,
+      commitTerm: this.log.term(commit) ?? 0,
+    });
+  }
+
+  /** Adopts a peer's commit index when our log holds the same entry there (see VoteResponseMessage). */
+  private maybeAdoptCommit(commit: number, term: number): void {
+    if (commit > this.log.committed && term > 0 && this.log.matchTerm(commit, term)) this.log.commitTo(commit);
   }
 
   /** Seam for the broken-variant tests: one vote per term (§5.2), to an up-to-date log (§5.4.1). */

@@ -125,9 +125,18 @@ export interface VoteMessage extends MessageBase {
   readonly transfer: boolean;
 }
 
+/**
+ * A vote (or pre-vote) reply. It also carries the voter's commit index and that entry's term:
+ * a candidate whose log holds the same entry may adopt the commit index (Log Matching makes
+ * the prefixes identical). This is how a survivor learns that its last leader's removal
+ * committed when only the removed member knows: otherwise it would go on counting that
+ * member's vote, which a removed member that holds a longer log would never give.
+ */
 export interface VoteResponseMessage extends MessageBase {
   readonly type: 'voteResponse' | 'preVoteResponse';
   readonly reject: boolean;
+  readonly commit: number;
+  readonly commitTerm: number;
 }
 
 /**

@@ -150,6 +150,8 @@ export function validateMessage(m: unknown, self: string): asserts m is Message 
     case 'voteResponse':
     case 'preVoteResponse':
       flag(m, 'reject', where);
+      index(m, 'commit', where);
+      index(m, 'commitTerm', where);
       return;
     case 'snapshot': {
       checkMetadata(m['metadata'], where);

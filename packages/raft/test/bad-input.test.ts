@@ -73,7 +73,7 @@ test('on the leader: an acknowledgement beyond its log is rejected; one from a n
   assert.equal(fingerprint(n1), before);
   n1.raw.step({ type: 'appendResponse', from: 'n9', to: 'n1', term: 2, index: 5, reject: false, rejectHint: 0, logTerm: 0 });
   n1.raw.step({ type: 'heartbeatResponse', from: 'n9', to: 'n1', term: 2, readSeq: 0, commit: 5 });
-  n1.raw.step({ type: 'voteResponse', from: 'n9', to: 'n1', term: 2, reject: false });
+  n1.raw.step({ type: 'voteResponse', from: 'n9', to: 'n1', term: 2, reject: false, commit: 0, commitTerm: 0 });
   n1.flush();
   assert.equal(fingerprint(n1), before);
 });
@@ -84,7 +84,7 @@ test('stale messages (older term, old replies) are ignored without error', () =>
   const n2 = net.node('n2');
   const before = fingerprint(n2);
   n2.raw.step({ type: 'appendResponse', from: 'n1', to: 'n2', term: 2, index: 5, reject: false, rejectHint: 0, logTerm: 0 });
-  n2.raw.step({ type: 'voteResponse', from: 'n3', to: 'n2', term: 2, reject: true });
+  n2.raw.step({ type: 'voteResponse', from: 'n3', to: 'n2', term: 2, reject: true, commit: 0, commitTerm: 0 });
   n2.raw.step({ type: 'heartbeatResponse', from: 'n3', to: 'n2', term: 1, readSeq: 7, commit: 1 });
   n2.flush();
   assert.equal(fingerprint(n2), before);

@@ -189,6 +189,30 @@ test('thesis §4.2.2 a removed leader of two members waits until the survivor kn
   assert.deepEqual(n2.appliedValues(), ['alone']);
 });
 
+test('thesis §4.2.2 if the removed leader crashes before handing over, the survivor learns the commit from its vote reply', () => {
+  const net = TestNet.create(['n1', 'n2']);
+  net.campaign('n1');
+  const n1 = net.node('n1');
+  // n1 appends its removal (index R) and one more entry; only the removal reaches n2.
+  n1.raw.proposeConfChange({ type: 'removeNode', nodeId: 'n1' });
+  const removalAt = n1.lastIndex;
+  n1.raw.propose(new Uint8Array([1]));
+  net.drop((m) => m.from === 'n1' && !(m.type === 'append' && m.entries.every((e) => e.index <= removalAt)));
+  net.deliver(n1.flush());
+  assert.ok(n1.commit >= removalAt, 'the removal committed');
+  assert.ok(net.node('n2').commit < removalAt, 'n2 does not know');
+  // n1 crashes before it could hand over; on restart it re-applies its removal and is no
+  // longer a voter, but its log is longer than n2's, so it refuses n2 its vote.
+  const restarted = net.restart('n1');
+  assert.deepEqual(restarted.raw.confState().voters, ['n2']);
+  net.heal();
+  const n2 = net.node('n2');
+  for (let i = 0; i < 6 * ELECTION && n2.role !== 'leader'; i++) net.tickAll();
+  assert.equal(n2.role, 'leader', 'the refusal carried the commit index, so n2 applied the removal and won alone');
+  assert.deepEqual(n2.raw.confState().voters, ['n2']);
+  assert.equal(restarted.role, 'follower');
+});
+
 test('thesis §4.1 changes that make no sense are refused with a reason', () => {
   const net = TestNet.create(ids3);
   net.campaign('n1');

@@ -261,7 +261,7 @@ describe('§5.3 Log replication', () => {
       net.isolate('n3'); // the third member only lends its vote
       leader.raw.campaign();
       net.deliver(leader.flush());
-      leader.raw.step({ type: 'voteResponse', from: 'n3', to: 'n1', term: 8, reject: false });
+      leader.raw.step({ type: 'voteResponse', from: 'n3', to: 'n1', term: 8, reject: false, commit: 0, commitTerm: 0 });
       net.deliver(leader.flush());
       assert.equal(leader.role, 'leader', `(${name}) leader elected`);
       net.tick('n1', 3);
@@ -279,7 +279,7 @@ describe('§5.3 Log replication', () => {
     net.isolate('n3');
     leader.raw.campaign();
     net.deliver(leader.flush());
-    leader.raw.step({ type: 'voteResponse', from: 'n3', to: 'n1', term: 8, reject: false });
+    leader.raw.step({ type: 'voteResponse', from: 'n3', to: 'n1', term: 8, reject: false, commit: 0, commitTerm: 0 });
     net.deliver(leader.flush());
     const rejections = net.sent.filter((m) => m.type === 'appendResponse' && m.from === 'n2' && m.reject).length;
     assert.ok(rejections >= 1 && rejections <= 2, `${rejections} rejections`);
