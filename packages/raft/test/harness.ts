@@ -1,6 +1,18 @@
 // A hand-driven cluster for paper tests: messages are delivered only when a test says so,
 // so each test can stage exactly the situation a rule of the paper talks about.
-import { MemoryStorage, RawNode, SeededRandom, type Entry, type Message, type RaftConfig, type ReadState, type Ready, type Snapshot } from '@flotilla/raft';
+import {
+  MemoryStorage,
+  RaftError,
+  RawNode,
+  SeededRandom,
+  type Entry,
+  type Message,
+  type RaftConfig,
+  type RaftErrorCode,
+  type ReadState,
+  type Ready,
+  type Snapshot,
+} from '@flotilla/raft';
 import { Raft } from '@flotilla/raft/testing';
 
 export const ELECTION = 10;
@@ -82,6 +94,17 @@ export class TestNode {
 
 export function text(e: Entry): string {
   return e.type === 'normal' ? new TextDecoder().decode(e.data) : `${e.change.type}(${e.change.nodeId})`;
+}
+
+/** The RaftError `fn` throws (code and named leader), or undefined when it does not throw. */
+export function refusal(fn: () => unknown): { code: RaftErrorCode; leader: string | undefined } | undefined {
+  try {
+    fn();
+  } catch (err) {
+    if (err instanceof RaftError) return { code: err.code, leader: err.leader };
+    throw err;
+  }
+  return undefined;
 }
 
 export function bytes(s: string): Uint8Array {

@@ -2,19 +2,9 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { RaftError, type RaftErrorCode } from '@flotilla/raft';
-import { TestNet, bytes } from './harness.ts';
+import { TestNet, bytes, refusal } from './harness.ts';
 
 const ids3 = ['n1', 'n2', 'n3'];
-
-function refusal(fn: () => void): { code: RaftErrorCode; leader: string | undefined } | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof RaftError) return { code: err.code, leader: err.leader };
-    throw err;
-  }
-  return undefined;
-}
 
 test('a proposal on the leader is appended at the returned index and term', () => {
   const net = TestNet.create(ids3);

@@ -1,20 +1,9 @@
 // Leadership transfer with TimeoutNow (thesis §3.10), and what happens to proposals meanwhile.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RaftError, type RaftErrorCode } from '@flotilla/raft';
-import { ELECTION, TestNet, bytes } from './harness.ts';
+import { ELECTION, TestNet, bytes, refusal } from './harness.ts';
 
 const ids3 = ['n1', 'n2', 'n3'];
-
-function refusal(fn: () => void): { code: RaftErrorCode; leader: string | undefined } | undefined {
-  try {
-    fn();
-  } catch (err) {
-    if (err instanceof RaftError) return { code: err.code, leader: err.leader };
-    throw err;
-  }
-  return undefined;
-}
 
 test('thesis §3.10 transfer to an up-to-date follower: TimeoutNow, and it wins the next term without waiting for a timeout', () => {
   for (const checkQuorum of [false, true]) {
