@@ -1,0 +1,10 @@
+// @flotilla/wire: authenticated, framed WebSocket connections (ws + msgpackr) with
+// heartbeats, reconnects, frame size limits and backpressure.
+
+export { AUTH_HEADER, makeCredential, checkCredential, type CredentialCheck } from './auth.ts';
+export { encodeFrame, decodeFrame, type Frame } from './codec.ts';
+export { WireConnection, CLOSE, DEFAULT_CONNECTION_OPTIONS, type ConnectionOptions } from './connection.ts';
+export { Dialer, type DialOptions } from './dialer.ts';
+export { WireError, isWireError, WIRE_ERROR_CODES, type WireErrorCode } from './errors.ts';
+export { createLogger, silentLogger, type Logger } from './logger.ts';
+export { WireServer, secretAuthenticator, type ServerOptions } from './server.ts';
