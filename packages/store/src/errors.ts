@@ -1,0 +1,41 @@
+export const KV_ERROR_CODES = [
+  /** The request needs a leader and this master knows none (an election is under way). */
+  'not-leader',
+  /** No answer within the operation's deadline; a write may or may not have been applied. */
+  'timeout',
+  /** The revision asked for was compacted away; re-read the current state. */
+  'compacted',
+  /** The revision asked for is newer than the store. */
+  'future-revision',
+  /** No master could be reached, or the master is shutting down. */
+  'unavailable',
+  /** The lease does not exist (it expired or was revoked). */
+  'lease-not-found',
+  /** The request is malformed; the message says which field. */
+  'invalid-request',
+  /** The request or its result exceeds a size limit. */
+  'too-large',
+  /** The client or store was closed. */
+  'closed',
+  /** A watcher did not keep up with its events and was cancelled; watch again from its last revision. */
+  'slow-consumer',
+] as const;
+
+export type KvErrorCode = (typeof KV_ERROR_CODES)[number];
+
+/** The one error class of the store package; callers switch on `code`. */
+export class KvError extends Error {
+  override readonly name = 'KvError';
+  constructor(
+    readonly code: KvErrorCode,
+    message: string,
+    /** With `not-leader`: the leader, when known. */
+    readonly leader?: string,
+  ) {
+    super(message);
+  }
+}
+
+export function isKvError(err: unknown, code?: KvErrorCode): err is KvError {
+  return err instanceof KvError && (code === undefined || err.code === code);
+}

@@ -1,0 +1,7 @@
+// @flotilla/store: the replicated key-value store (the role etcd plays in Kubernetes): the
+// Raft host with its durable log, the MVCC state machine, the peer transport, and the client.
+
+export { KvError, isKvError, KV_ERROR_CODES, type KvErrorCode } from './errors.ts';
+export { MvccStore, type ApplyOutcome, type MvccSnapshot, type RevisionEvents } from './kv/mvcc.ts';
+export { boundsOf, prefixEnd, MAX_KEY_BYTES, MAX_VALUE_BYTES, type Bounds } from './kv/keyrange.ts';
+export type * from './kv/types.ts';
