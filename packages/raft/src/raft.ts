@@ -311,9 +311,10 @@ export class Raft {
         this.becomeFollower(m.term, fromLeader ? m.from : NONE);
       }
     } else if (m.term < this.term) {
-      if ((this.cfg.checkQuorum || this.cfg.preVote) && (m.type === 'append' || m.type === 'heartbeat')) {
-        // A stale leader (e.g. one that was partitioned) learns the newer term from this
-        // reply and steps down, instead of waiting to be voted out.
+      if (m.type === 'append' || m.type === 'heartbeat') {
+        // §5.1: a stale leader (e.g. one that was partitioned) learns the newer term from this
+        // reply and steps down. Waiting for our vote requests to tell it is not enough: with
+        // an outdated configuration we may not count it as a voter and never ask it.
         this.send({ type: 'appendResponse', to: m.from, index: 0, reject: false, rejectHint: 0, logTerm: 0 });
       } else if (m.type === 'preVote' || m.type === 'vote') {
         // §5.1: a request with a stale term is rejected; our term in the reply updates the sender.

@@ -13,10 +13,12 @@ export const NONE: NodeId = '';
  * after the previous one has been applied, so any two consecutive configurations share a
  * majority.
  */
-export type ConfChange =
-  | { readonly type: 'addVoter'; readonly nodeId: NodeId }
-  | { readonly type: 'addLearner'; readonly nodeId: NodeId }
-  | { readonly type: 'removeNode'; readonly nodeId: NodeId };
+export type ConfChange = {
+  readonly type: 'addVoter' | 'addLearner' | 'removeNode';
+  readonly nodeId: NodeId;
+  /** Opaque to Raft, replicated with the change: hosts put the member's address here. */
+  readonly context?: Uint8Array;
+};
 
 export type ConfChangeType = ConfChange['type'];
 

@@ -56,6 +56,7 @@ function checkConfChange(v: unknown, where: string): asserts v is ConfChange {
     fail(`${where}: change.type must be addVoter, addLearner or removeNode, got ${describe(v['type'])}`);
   }
   nodeId(v, 'nodeId', `${where} change`);
+  if (v['context'] !== undefined && !(v['context'] instanceof Uint8Array)) fail(`${where}: change.context must be bytes when given`);
 }
 
 function checkProposal(v: unknown, where: string): asserts v is Proposal {

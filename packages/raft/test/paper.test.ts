@@ -38,8 +38,8 @@ describe('§5.1 Raft basics: terms', () => {
     }
   });
 
-  test('§5.1 a request with a stale term is rejected and the reply carries the current term', () => {
-    const net = TestNet.create(ids3, { preVote: true });
+  for (const preVote of [true, false]) test(`§5.1 a request with a stale term is rejected and the reply carries the current term (pre-vote ${preVote ? 'on' : 'off'})`, () => {
+    const net = TestNet.create(ids3, { preVote, checkQuorum: preVote });
     const n1 = net.node('n1');
     n1.raw.step(heartbeat('n2', 'n1', 5));
     n1.flush();
