@@ -5,3 +5,9 @@ export { KvError, isKvError, KV_ERROR_CODES, type KvErrorCode } from './errors.t
 export { MvccStore, type ApplyOutcome, type MvccSnapshot, type RevisionEvents } from './kv/mvcc.ts';
 export { boundsOf, prefixEnd, MAX_KEY_BYTES, MAX_VALUE_BYTES, type Bounds } from './kv/keyrange.ts';
 export type * from './kv/types.ts';
+export { validateWrite, validateRange, validateWatch, validateSession } from './kv/validate.ts';
+export { StoreNode, type StoreOptions, type StoreStatus, type LeaderChange } from './node.ts';
+export { KvServer, type KvServerOptions } from './server.ts';
+export { KvClient, type KvClientOptions, type Watch, type WatchHandler } from './client.ts';
+export { DiskLog } from './disk.ts';
+export type { WatchSink } from './watch-hub.ts';

@@ -14,6 +14,8 @@ export interface DialOptions extends ConnectionOptions {
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** How long one connection attempt may take. Default 2000 ms. */
   readonly connectTimeoutMs?: number;
+  /** Local address to connect from (each test master dials from its own loopback address). */
+  readonly localAddress?: string;
   /** Extra TLS options for wss:// (e.g. the cluster CA). */
   readonly tls?: { readonly ca?: string | Buffer };
   readonly onConnect?: (conn: WireConnection) => void;
@@ -71,6 +73,7 @@ export class Dialer {
       handshakeTimeout: this.options.connectTimeoutMs ?? 2000,
       perMessageDeflate: false,
       ...(this.options.tls?.ca === undefined ? {} : { ca: this.options.tls.ca }),
+      ...(this.options.localAddress === undefined ? {} : { localAddress: this.options.localAddress }),
     });
     this.socket = ws;
     let failure = 'connection closed';
