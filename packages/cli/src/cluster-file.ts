@@ -1,0 +1,199 @@
+import { readFileSync } from 'node:fs';
+import { dirname, isAbsolute, resolve } from 'node:path';
+import { parse, YAMLParseError } from 'yaml';
+
+/**
+ * A cluster file describes one cluster: its secret, its Raft timing and its masters (name,
+ * peer and client addresses, data directory). Example (cluster-configs/three.yaml):
+ *
+ *   cluster: three
+ *   secret: …at least 16 characters…        # or secretFile: path/to/file
+ *   raft: { tickMs: 25, electionTicks: 12, heartbeatTicks: 2 }
+ *   masters:
+ *     - { name: m1, peer: 127.0.0.1:7101, client: 127.0.0.1:7201, data: ../.data/three/m1 }
+ *
+ * Optional per master: `peerListen` (bind here, when others reach `peer` through a proxy) and
+ * `join: true` (not a founder: it starts empty and is added with `flotilla member add`).
+ * Relative paths are relative to the cluster file.
+ */
+export interface ClusterFile {
+  readonly path: string;
+  readonly cluster: string;
+  readonly secret: string;
+  readonly raft: RaftTiming;
+  readonly masters: readonly MasterSpec[];
+}
+
+export interface RaftTiming {
+  readonly tickMs: number;
+  readonly electionTicks: number;
+  readonly heartbeatTicks: number;
+}
+
+export interface Address {
+  readonly host: string;
+  readonly port: number;
+}
+
+export interface MasterSpec {
+  readonly name: string;
+  readonly peer: Address;
+  readonly peerListen: Address;
+  readonly client: Address;
+  readonly data: string;
+  readonly join: boolean;
+}
+
+/**
+ * Defaults chosen for sub-second failover: a follower that misses 300–600 ms of heartbeats
+ * (sent every 50 ms) campaigns, so a dead leader is replaced well within a second.
+ */
+export const DEFAULT_TIMING: RaftTiming = { tickMs: 25, electionTicks: 12, heartbeatTicks: 2 };
+
+/** A problem with a cluster file, said in one sentence. */
+export class ClusterFileError extends Error {
+  override readonly name = 'ClusterFileError';
+}
+
+type Obj = Record<string, unknown>;
+
+export function loadClusterFile(path: string): ClusterFile {
+  const abs = resolve(path);
+  let text: string;
+  try {
+    text = readFileSync(abs, 'utf8');
+  } catch (err) {
+    throw new ClusterFileError(`cannot read the cluster file ${path}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
+  return parseClusterFile(text, abs);
+}
+
+export function parseClusterFile(text: string, path: string): ClusterFile {
+  const where = `cluster file ${path}`;
+  // Declared with its type so TypeScript knows a call never returns (control-flow narrowing).
+  const fail: (msg: string) => never = (msg) => {
+    throw new ClusterFileError(`${where}: ${msg}`);
+  };
+  let doc: unknown;
+  try {
+    doc = parse(text);
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const line = err.linePos?.[0]?.line;
+      fail(`is not valid YAML${line === undefined ? '' : ` (line ${line})`}: ${err.message.split('\n')[0]}`);
+    }
+    throw err;
+  }
+  if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail('must be a YAML mapping with "cluster", "secret" and "masters"');
+  const o = doc as Obj;
+  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters']);
+  for (const k of Object.keys(o)) if (!known.has(k)) fail(`has an unknown field "${k}" (known: ${[...known].join(', ')})`);
+  const cluster = o['cluster'];
+  if (typeof cluster !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(cluster)) fail('needs "cluster": a lower-case name');
+  const base = dirname(path);
+  let secret: string;
+  if (o['secretFile'] !== undefined) {
+    if (o['secret'] !== undefined) fail('give either "secret" or "secretFile", not both');
+    if (typeof o['secretFile'] !== 'string') fail('"secretFile" must be a path');
+    const file = resolvePath(base, o['secretFile']);
+    try {
+      secret = readFileSync(file, 'utf8').trim();
+    } catch (err) {
+      fail(`cannot read secretFile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  } else {
+    if (typeof o['secret'] !== 'string') fail('needs "secret" (the shared cluster secret) or "secretFile"');
+    secret = o['secret'];
+  }
+  if (secret.length < 16) fail('the secret must be at least 16 characters long');
+  const raft = timing(o['raft'], fail);
+  if (!Array.isArray(o['masters']) || o['masters'].length === 0) fail('needs "masters": a list of at least one master');
+  const masters = (o['masters'] as unknown[]).map((m, i) => master(m, i, base, fail));
+  const names = new Set<string>();
+  const addresses = new Map<string, string>();
+  const dirs = new Map<string, string>();
+  for (const m of masters) {
+    if (names.has(m.name)) fail(`two masters are named ${m.name}`);
+    names.add(m.name);
+    for (const a of new Set([key(m.peer), key(m.peerListen), key(m.client)])) {
+      const other = addresses.get(a);
+      if (other !== undefined) fail(`${other} and ${m.name} both use ${a}`);
+      addresses.set(a, m.name);
+    }
+    const otherDir = dirs.get(m.data);
+    if (otherDir !== undefined) fail(`${otherDir} and ${m.name} both use the data directory ${m.data}`);
+    dirs.set(m.data, m.name);
+  }
+  if (masters.every((m) => m.join)) fail('at least one master must found the cluster (not every master can have join: true)');
+  return { path, cluster, secret, raft, masters };
+}
+
+export function findMaster(file: ClusterFile, name: string): MasterSpec {
+  const m = file.masters.find((x) => x.name === name);
+  if (m === undefined) {
+    throw new ClusterFileError(`cluster file ${file.path} has no master named ${name}; it has ${file.masters.map((x) => x.name).join(', ')}`);
+  }
+  return m;
+}
+
+export function peerUrl(m: MasterSpec): string {
+  return `ws://${m.peer.host}:${m.peer.port}/raft`;
+}
+
+export function clientUrl(m: MasterSpec): string {
+  return `ws://${m.client.host}:${m.client.port}`;
+}
+
+function key(a: Address): string {
+  return `${a.host}:${a.port}`;
+}
+
+function resolvePath(base: string, p: string): string {
+  return isAbsolute(p) ? p : resolve(base, p);
+}
+
+function timing(v: unknown, fail: (m: string) => never): RaftTiming {
+  if (v === undefined) return DEFAULT_TIMING;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('"raft" must be a mapping of tickMs, electionTicks and heartbeatTicks');
+  const o = v as Obj;
+  const int = (name: keyof RaftTiming, min: number, max: number): number => {
+    const x = o[name] ?? DEFAULT_TIMING[name];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < min || x > max) fail(`raft.${name} must be an integer from ${min} to ${max}`);
+    return x as number;
+  };
+  for (const k of Object.keys(o)) if (!['tickMs', 'electionTicks', 'heartbeatTicks'].includes(k)) fail(`raft has an unknown field "${k}"`);
+  const t = { tickMs: int('tickMs', 1, 10_000), electionTicks: int('electionTicks', 2, 1000), heartbeatTicks: int('heartbeatTicks', 1, 999) };
+  if (t.heartbeatTicks >= t.electionTicks) fail('raft.heartbeatTicks must be less than raft.electionTicks');
+  return t;
+}
+
+function address(v: unknown, what: string, fail: (m: string) => never): Address {
+  if (typeof v !== 'string') fail(`${what} must be an address like 127.0.0.1:7101`);
+  const m = /^([A-Za-z0-9.-]+|\[[0-9a-fA-F:]+\]):(\d{1,5})$/.exec(v as string);
+  const port = Number(m?.[2]);
+  if (m === null || port < 1 || port > 65535) fail(`${what} must be host:port with a port from 1 to 65535, got "${String(v)}"`);
+  return { host: m![1]!.replace(/^\[|\]$/g, ''), port };
+}
+
+function master(v: unknown, i: number, base: string, fail: (m: string) => never): MasterSpec {
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail(`masters[${i}] must be a mapping with name, peer, client and data`);
+  const o = v as Obj;
+  const name = o['name'];
+  if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) fail(`masters[${i}] needs "name": lower-case letters, digits and '-'`);
+  const who = `masters[${i}] (${name as string})`;
+  const known = new Set(['name', 'peer', 'peerListen', 'client', 'data', 'join']);
+  for (const k of Object.keys(o)) if (!known.has(k)) fail(`${who} has an unknown field "${k}" (known: ${[...known].join(', ')})`);
+  for (const f of ['peer', 'client', 'data']) if (o[f] === undefined) fail(`${who} has no "${f}"`);
+  const peer = address(o['peer'], `${who} peer`, fail);
+  const peerListen = o['peerListen'] === undefined ? peer : address(o['peerListen'], `${who} peerListen`, fail);
+  if (typeof o['data'] !== 'string' || o['data'] === '') fail(`${who} data must be a directory path`);
+  if (o['join'] !== undefined && typeof o['join'] !== 'boolean') fail(`${who} join must be true or false`);
+  return {
+    name: name as string,
+    peer,
+    peerListen,
+    client: address(o['client'], `${who} client`, fail),
+    data: resolvePath(base, o['data'] as string),
+    join: o['join'] === true,
+  };
+}

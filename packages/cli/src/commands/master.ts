@@ -1,0 +1,76 @@
+import { KvServer, StoreNode, isKvError } from '@flotilla/store';
+import { createLogger, isWireError } from '@flotilla/wire';
+import { findMaster, loadClusterFile, peerUrl } from '../cluster-file.ts';
+import { UsageError, parse } from '../args.ts';
+
+export const MASTER_USAGE = `usage: flotilla master --config FILE --name NAME [--join]
+
+Starts one master of the cluster described by FILE: it joins the Raft group of masters,
+keeps its state in its data directory, and serves clients. Logs are JSON lines on stderr.
+Stop it with Ctrl-C (SIGINT) or SIGTERM. --join starts it empty, to be added to a running
+cluster with \`flotilla member add\` (as does join: true in the cluster file).`;
+
+/** `flotilla master`: runs until signalled; resolves with the exit code. */
+export async function master(args: readonly string[]): Promise<number> {
+  const { values: opts } = parse(args, { config: { type: 'string' }, name: { type: 'string' }, join: { type: 'boolean', default: false } }, MASTER_USAGE);
+  if (opts.config === undefined || opts.name === undefined) throw new UsageError('master needs --config FILE and --name NAME', MASTER_USAGE);
+  const file = loadClusterFile(opts.config);
+  const me = findMaster(file, opts.name);
+  const logger = createLogger(`${file.cluster}/${me.name}`);
+  let node: StoreNode;
+  try {
+    node = await StoreNode.open({
+      id: me.name,
+      members: file.masters.map((m) => ({ id: m.name, peerUrl: peerUrl(m) })),
+      founders: file.masters.filter((m) => !m.join).map((m) => m.name),
+      join: me.join || opts.join === true,
+      peerListen: me.peerListen,
+      ...(isLoopback(me.peerListen.host) && me.peerListen.host !== '127.0.0.1' ? { localAddress: me.peerListen.host } : {}),
+      dataDir: me.data,
+      secret: file.secret,
+      logger,
+      tickMs: file.raft.tickMs,
+      electionTicks: file.raft.electionTicks,
+      heartbeatTicks: file.raft.heartbeatTicks,
+    });
+  } catch (err) {
+    throw startupError(me.name, 'peers', `${me.peerListen.host}:${me.peerListen.port}`, err);
+  }
+  let server: KvServer;
+  try {
+    server = await KvServer.start(node, { host: me.client.host, port: me.client.port, secret: file.secret, logger });
+  } catch (err) {
+    await node.close();
+    throw startupError(me.name, 'clients', `${me.client.host}:${me.client.port}`, err);
+  }
+  logger.info({ peers: `${me.peerListen.host}:${me.peerListen.port}`, clients: `${me.client.host}:${me.client.port}`, data: me.data }, `master ${me.name} started`);
+
+  return new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = async (code: number, why: string): Promise<void> => {
+      if (stopping) return;
+      stopping = true;
+      logger.info({ why }, `master ${me.name} stopping`);
+      await server.close();
+      await node.close();
+      resolve(code);
+    };
+    process.on('SIGINT', () => void stop(0, 'SIGINT'));
+    process.on('SIGTERM', () => void stop(0, 'SIGTERM'));
+    node.on('fatal', (err) => {
+      process.stderr.write(`flotilla master ${me.name}: stopped because its disk failed: ${err.message}\n`);
+      void stop(1, 'fatal');
+    });
+  });
+}
+
+/** Each master dials its peers from its own address when that is a loopback alias (tests). */
+function isLoopback(host: string): boolean {
+  return /^127\./.test(host);
+}
+
+function startupError(name: string, what: string, address: string, err: unknown): Error {
+  if (isWireError(err)) return new Error(`master ${name} cannot serve ${what} on ${address}: ${err.message.replace(`${address} is `, 'it is ')}`);
+  if (isKvError(err)) return new Error(`master ${name}: ${err.message}`);
+  return err as Error;
+}

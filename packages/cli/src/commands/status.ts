@@ -1,0 +1,79 @@
+import { KvClient, type StoreStatus } from '@flotilla/store';
+import { clientUrl, loadClusterFile, type ClusterFile } from '../cluster-file.ts';
+import { UsageError, parse } from '../args.ts';
+
+export const STATUS_USAGE = `usage: flotilla status --config FILE [-o json]
+
+Shows each master of the cluster: whether it answers, its Raft role and term, the leader it
+follows, its commit and applied index, and how many log entries it holds.`;
+
+export interface MasterStatus {
+  readonly name: string;
+  readonly reachable: boolean;
+  readonly role: 'leader' | 'follower' | 'candidate' | 'learner' | 'unreachable';
+  readonly term: number | null;
+  readonly leader: string | null;
+  readonly commitIndex: number | null;
+  readonly appliedIndex: number | null;
+  readonly logSize: number | null;
+  readonly revision: number | null;
+  readonly appliedHash: string | null;
+  readonly voters: readonly string[] | null;
+  readonly error?: string;
+}
+
+/** Asks every master of the file for its status, in parallel, each with a short deadline. */
+export async function collectStatus(file: ClusterFile, timeoutMs = 1000): Promise<MasterStatus[]> {
+  const client = new KvClient({ endpoints: file.masters.map(clientUrl), secret: file.secret, name: 'flotilla-status' });
+  try {
+    return await Promise.all(
+      file.masters.map(async (m): Promise<MasterStatus> => {
+        try {
+          const s: StoreStatus = await client.statusOf(clientUrl(m), timeoutMs);
+          return {
+            name: m.name,
+            reachable: true,
+            role: s.role,
+            term: s.term,
+            leader: s.leader,
+            commitIndex: s.commitIndex,
+            appliedIndex: s.appliedIndex,
+            logSize: s.logSize,
+            revision: s.revision,
+            appliedHash: s.appliedHash,
+            voters: s.voters,
+          };
+        } catch (err) {
+          return { name: m.name, reachable: false, role: 'unreachable', term: null, leader: null, commitIndex: null, appliedIndex: null, logSize: null, revision: null, appliedHash: null, voters: null, error: (err as Error).message };
+        }
+      }),
+    );
+  } finally {
+    client.close();
+  }
+}
+
+export async function status(args: readonly string[]): Promise<number> {
+  const { values } = parse(args, { config: { type: 'string' }, output: { type: 'string', short: 'o' } }, STATUS_USAGE);
+  if (values.config === undefined) throw new UsageError('status needs --config FILE', STATUS_USAGE);
+  if (values.output !== undefined && values.output !== 'json' && values.output !== 'table') throw new UsageError(`-o must be json or table, got "${values.output}"`, STATUS_USAGE);
+  const file = loadClusterFile(values.config);
+  const masters = await collectStatus(file);
+  if (values.output === 'json') {
+    process.stdout.write(`${JSON.stringify({ cluster: file.cluster, masters })}\n`);
+  } else {
+    const rows = [['NAME', 'REACHABLE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LOG']];
+    for (const m of masters) {
+      rows.push([m.name, m.reachable ? 'yes' : 'no', m.role, cell(m.term), m.leader ?? '-', cell(m.commitIndex), cell(m.appliedIndex), cell(m.logSize)]);
+    }
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+  }
+  // Non-zero when the cluster has no leader a majority can see, for scripts.
+  const leaders = new Set(masters.filter((m) => m.role === 'leader').map((m) => m.name));
+  return leaders.size === 1 ? 0 : 1;
+}
+
+function cell(v: number | null): string {
+  return v === null ? '-' : String(v);
+}

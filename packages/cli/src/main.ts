@@ -1,0 +1,61 @@
+// The `flotilla` command line. Every failure a user can cause ends in one sentence on stderr
+// and a non-zero exit code; stack traces appear only with FLOTILLA_DEBUG=1.
+import { isKvError } from '@flotilla/store';
+import { isWireError } from '@flotilla/wire';
+import { UsageError } from './args.ts';
+import { ClusterFileError } from './cluster-file.ts';
+import { MASTER_USAGE, master } from './commands/master.ts';
+import { MEMBER_USAGE, member } from './commands/member.ts';
+import { STATUS_USAGE, status } from './commands/status.ts';
+import { UP_USAGE, up } from './commands/up.ts';
+
+const USAGE = `usage: flotilla <command> [options]
+
+commands:
+  up FILE                          start every master of a cluster file; Ctrl-C stops them
+  master --config FILE --name N    run one master
+  status --config FILE [-o json]   show each master's role, term, leader and log
+  member add|remove|transfer ...   change the cluster's masters at run time
+
+Run "flotilla <command> --help" for a command's options.`;
+
+const commands: Record<string, { run: (args: readonly string[]) => Promise<number>; usage: string }> = {
+  up: { run: up, usage: UP_USAGE },
+  master: { run: master, usage: MASTER_USAGE },
+  status: { run: status, usage: STATUS_USAGE },
+  member: { run: member, usage: MEMBER_USAGE },
+};
+
+async function main(argv: readonly string[]): Promise<number> {
+  const [name, ...rest] = argv;
+  if (name === undefined || name === 'help' || name === '--help' || name === '-h') {
+    process.stdout.write(`${USAGE}\n`);
+    return name === undefined ? 2 : 0;
+  }
+  const command = commands[name];
+  if (command === undefined) throw new UsageError(`unknown command "${name}"`, USAGE);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(`${command.usage}\n`);
+    return 0;
+  }
+  return command.run(rest);
+}
+
+process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+  if (err.code === 'EPIPE') process.exit(0);
+});
+
+main(process.argv.slice(2)).then(
+  (code) => process.exit(code),
+  (err: unknown) => {
+    if (err instanceof UsageError) {
+      process.stderr.write(`flotilla: ${err.message}\n\n${err.usage}\n`);
+      process.exit(2);
+    }
+    const known = err instanceof ClusterFileError || isKvError(err) || isWireError(err) || (err instanceof Error && err.constructor === Error);
+    const message = err instanceof Error ? err.message : String(err);
+    process.stderr.write(`flotilla: ${known ? message : `internal error: ${message} (set FLOTILLA_DEBUG=1 for details)`}\n`);
+    if (process.env['FLOTILLA_DEBUG'] === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
+    process.exit(1);
+  },
+);
