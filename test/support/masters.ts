@@ -1,0 +1,199 @@
+// Real master processes (the `flotilla master` command) on loopback, each on its own
+// 127.0.0.x address, with a fault proxy in front of every peer port. Every process started is
+// tracked by pid and killed by pid when the test ends, whatever happened.
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createInterface } from 'node:readline';
+import { fileURLToPath } from 'node:url';
+import { collectStatus, loadClusterFile, type MasterStatus } from '@flotilla/cli';
+import { FaultProxy } from './proxy.ts';
+
+const BIN = fileURLToPath(new URL('../../packages/cli/bin/flotilla.mjs', import.meta.url));
+const live = new Set<ChildProcess>();
+// If the test process dies, its masters must not outlive it.
+process.on('exit', () => {
+  for (const p of live) if (p.pid !== undefined) process.kill(p.pid, 'SIGKILL');
+});
+
+export function freePort(host: string): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = createServer();
+    s.once('error', reject);
+    s.listen(0, host, () => {
+      const { port } = s.address() as { port: number };
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+interface MasterInfo {
+  readonly name: string;
+  readonly ip: string;
+  readonly peerPort: number;
+  readonly clientPort: number;
+  proc: ChildProcess | undefined;
+  proxy: FaultProxy | undefined;
+}
+
+export interface ProcessClusterOptions {
+  readonly masters: number;
+  /** Put a fault proxy in front of each peer port (default true). */
+  readonly proxied?: boolean;
+  readonly timing?: { tickMs: number; electionTicks: number; heartbeatTicks: number };
+}
+
+export class ProcessCluster {
+  readonly dir = mkdtempSync(join(tmpdir(), 'flotilla-chaos-'));
+  readonly file = join(this.dir, 'cluster.yaml');
+  readonly secret = 'chaos-test-secret-0123456789';
+  readonly masters: MasterInfo[] = [];
+  /** Every leadership any master announced: term → names (the Election Safety evidence). */
+  readonly leaderTerms = new Map<number, Set<string>>();
+  /** Each master's log lines that are not JSON (startup errors). */
+  readonly complaints: string[] = [];
+
+  private constructor() {}
+
+  static async create(options: ProcessClusterOptions): Promise<ProcessCluster> {
+    const c = new ProcessCluster();
+    const proxied = options.proxied ?? true;
+    const lines = [`cluster: chaos`, `secret: ${c.secret}`];
+    const t = options.timing ?? { tickMs: 25, electionTicks: 12, heartbeatTicks: 2 };
+    lines.push(`raft: { tickMs: ${t.tickMs}, electionTicks: ${t.electionTicks}, heartbeatTicks: ${t.heartbeatTicks} }`, 'masters:');
+    for (let k = 1; k <= options.masters; k++) {
+      const ip = `127.0.0.${10 + k}`;
+      const m: MasterInfo = { name: `m${k}`, ip, peerPort: await freePort(ip), clientPort: await freePort(ip), proc: undefined, proxy: undefined };
+      let peer = `${ip}:${m.peerPort}`;
+      if (proxied) {
+        const proxyIp = `127.0.1.${10 + k}`;
+        const proxyPort = await freePort(proxyIp);
+        m.proxy = await FaultProxy.start({ host: proxyIp, port: proxyPort }, { host: ip, port: m.peerPort });
+        peer = `${proxyIp}:${proxyPort}`;
+      }
+      lines.push(`  - { name: ${m.name}, peer: "${peer}", peerListen: "${ip}:${m.peerPort}", client: "${ip}:${m.clientPort}", data: ${m.name} }`);
+      c.masters.push(m);
+    }
+    writeFileSync(c.file, `${lines.join('\n')}\n`);
+    return c;
+  }
+
+  get names(): string[] {
+    return this.masters.map((m) => m.name);
+  }
+
+  clientUrls(): string[] {
+    return this.masters.map((m) => `ws://${m.ip}:${m.clientPort}`);
+  }
+
+  private info(name: string): MasterInfo {
+    const m = this.masters.find((x) => x.name === name);
+    if (m === undefined) throw new Error(`no master ${name}`);
+    return m;
+  }
+
+  /** Starts a master process and resolves once it serves (rejects if it exits first). */
+  start(name: string): Promise<void> {
+    const m = this.info(name);
+    if (m.proc !== undefined) throw new Error(`${name} is already running`);
+    const proc = spawn(process.execPath, [BIN, 'master', '--config', this.file, '--name', name], { stdio: ['ignore', 'ignore', 'pipe'] });
+    m.proc = proc;
+    live.add(proc);
+    return new Promise((resolve, reject) => {
+      let started = false;
+      createInterface({ input: proc.stderr! }).on('line', (line) => {
+        if (!line.startsWith('{')) {
+          this.complaints.push(`${name}: ${line}`);
+          return;
+        }
+        const msg = (JSON.parse(line) as { msg?: string }).msg ?? '';
+        const won = /^became leader in term (\d+)$/.exec(msg);
+        if (won !== null) {
+          const term = Number(won[1]);
+          const names = this.leaderTerms.get(term) ?? new Set<string>();
+          names.add(name);
+          this.leaderTerms.set(term, names);
+        }
+        if (!started && msg === `master ${name} started`) {
+          started = true;
+          resolve();
+        }
+      });
+      proc.on('exit', (code, signal) => {
+        live.delete(proc);
+        if (m.proc === proc) m.proc = undefined;
+        if (!started) reject(new Error(`${name} exited before serving (${signal ?? code}): ${this.complaints.filter((c) => c.startsWith(name)).join('; ')}`));
+      });
+    });
+  }
+
+  running(name: string): boolean {
+    return this.info(name).proc !== undefined;
+  }
+
+  /** Kills a master by its pid and waits until it is gone. */
+  async kill(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const proc = this.info(name).proc;
+    if (proc?.pid === undefined) return;
+    const gone = new Promise((r) => proc.once('exit', r));
+    process.kill(proc.pid, signal);
+    await gone;
+  }
+
+  /** Cuts every link between `name` and the other masters, both ways. */
+  isolate(name: string): void {
+    const m = this.info(name);
+    m.proxy?.block('everyone');
+    for (const other of this.masters) if (other !== m) other.proxy?.block([m.ip]);
+  }
+
+  heal(): void {
+    for (const m of this.masters) m.proxy?.heal();
+  }
+
+  statuses(timeoutMs = 500): Promise<MasterStatus[]> {
+    return collectStatus(loadClusterFile(this.file), timeoutMs);
+  }
+
+  /** The master a majority of reachable masters agree leads, once there is one. */
+  async leader(timeoutMs = 10_000): Promise<string> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.statuses();
+      const leaders = s.filter((x) => x.role === 'leader');
+      const top = Math.max(...s.map((x) => x.term ?? 0));
+      const current = leaders.find((x) => x.term === top);
+      const followers = s.filter((x) => x.leader === current?.name).length;
+      if (current !== undefined && followers > this.masters.length / 2) return current.name;
+      if (Date.now() > deadline) throw new Error(`no leader within ${timeoutMs} ms: ${JSON.stringify(s.map((x) => [x.name, x.role, x.term]))}`);
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
+  /** Waits until every master answers and all have applied the same log (same index and digest). */
+  async converged(timeoutMs = 30_000): Promise<MasterStatus[]> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const s = await this.statuses();
+      if (s.every((x) => x.reachable && x.appliedIndex === s[0]!.appliedIndex && x.appliedHash === s[0]!.appliedHash)) return s;
+      if (Date.now() > deadline) throw new Error(`masters did not converge: ${JSON.stringify(s.map((x) => [x.name, x.reachable, x.appliedIndex, x.appliedHash?.slice(0, 8)]))}`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async stop(): Promise<void> {
+    for (const m of this.masters) {
+      if (m.proc?.pid !== undefined) {
+        try {
+          process.kill(m.proc.pid, 'SIGKILL');
+        } catch {
+          // already gone
+        }
+      }
+      await m.proxy?.close();
+    }
+    rmSync(this.dir, { recursive: true, force: true });
+  }
+}
