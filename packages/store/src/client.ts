@@ -306,7 +306,7 @@ export class KvClient {
   private async call(request: Frame, timeoutMs = this.timeoutMs, admin = false): Promise<unknown> {
     if (this.closed) throw new KvError('closed', 'the client is closed');
     const deadline = Date.now() + timeoutMs;
-    let last: KvError = new KvError('unavailable', 'no master could be reached');
+    let last: KvError | undefined;
     const tried = new Set<Endpoint>();
     while (Date.now() < deadline) {
       const ep = await this.pickEndpoint(tried);
@@ -329,7 +329,8 @@ export class KvClient {
         throw err;
       }
     }
-    throw last.code === 'timeout' || last.code === 'unavailable' ? new KvError('timeout', `no master answered within ${timeoutMs} ms (last: ${last.message})`) : last;
+    if (last !== undefined && last.code !== 'timeout' && last.code !== 'unavailable') throw last;
+    throw new KvError('timeout', `no master answered within ${timeoutMs} ms (last: ${last?.message ?? 'no master could be reached'})`);
   }
 
   private attempt(ep: Endpoint, request: Frame, timeoutMs: number): Promise<Frame> {

@@ -44,11 +44,14 @@ export interface StoreOptions {
   readonly join?: boolean;
   /** The masters that found the cluster on first start (default: every one of `members`). */
   readonly founders?: readonly NodeId[];
-  /** Take a state machine snapshot (and compact the log) every this many applied entries. */
+  /** Take a state machine snapshot (and compact the log) every this many applied entries (default 50,000). */
   readonly snapshotEvery?: number;
   /** Entries kept behind a snapshot so slightly lagging followers need no snapshot. */
   readonly keepEntries?: number;
-  /** How many revisions of history (for watches and old reads) the leader keeps before compacting. */
+  /**
+   * Revisions of history (for watches and reads at old revisions) kept: the leader compacts to
+   * this many behind once twice as many have piled up (default 20,000).
+   */
   readonly historyRevisions?: number;
   /** Deadline of a request that does not give its own. */
   readonly requestTimeoutMs?: number;
@@ -117,6 +120,7 @@ export class StoreNode extends EventEmitter<Events> {
   private ownSeq = 0;
   private readonly ownInFlight = new Set<number>();
   private leader: NodeId | null = null;
+  private leaderTerm = 0;
   private isLeader = false;
   private running = false;
   private rerun = false;
@@ -268,6 +272,11 @@ export class StoreNode extends EventEmitter<Events> {
     this.assertOpen();
     const { id, from } = this.watches.add(validateWatch(request), sink);
     return { from, cancel: () => this.watches.cancel(id) };
+  }
+
+  /** The leader as this master last heard (cheap: no round trip, no status snapshot). */
+  leadership(): { leader: NodeId | null; term: number; isLeader: boolean } {
+    return { leader: this.leader, term: this.leaderTerm, isLeader: this.isLeader };
   }
 
   /** The current revision this master has applied (no round trip). */
@@ -442,6 +451,18 @@ export class StoreNode extends EventEmitter<Events> {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
+    // A leader's messages never depend on what this Ready persists: its term and vote were
+    // synced when it campaigned, and it counts its own new entries only toward commits that
+    // nothing will announce before the next Ready, which waits for this write. So it sends
+    // first and its disk write overlaps the followers' (thesis §10.2.1, as etcd does).
+    const leading = rd.softState === undefined ? this.isLeader : rd.softState.role === 'leader';
+    if (leading) for (const m of rd.messages) this.transport?.send(m);
+    // Committed entries already on disk need not wait for this Ready's write.
+    let applied = 0;
+    if (rd.snapshot === undefined) {
+      const stable = this.storage.lastIndex();
+      while (applied < rd.committedEntries.length && rd.committedEntries[applied]!.index <= stable) this.apply(rd.committedEntries[applied++]!);
+    }
     // 1. Persist before anything that depends on it leaves this process (§5.1, etcd doc.go).
     if (rd.hardState !== undefined || rd.entries.length > 0 || rd.snapshot !== undefined) {
       await this.disk.save(rd.hardState, rd.entries, rd.snapshot, rd.mustSync);
@@ -450,10 +471,10 @@ export class StoreNode extends EventEmitter<Events> {
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     // 2. Send.
-    for (const m of rd.messages) this.transport?.send(m);
+    if (!leading) for (const m of rd.messages) this.transport?.send(m);
     // 3. Apply.
     if (rd.snapshot !== undefined) this.installSnapshot(rd.snapshot);
-    for (const e of rd.committedEntries) this.apply(e);
+    for (let i = applied; i < rd.committedEntries.length; i++) this.apply(rd.committedEntries[i]!);
     for (const rs of rd.readStates) this.reads.onReadState(rs.ctx, rs.index);
     if (rd.softState !== undefined) this.leadershipChanged(rd.softState.leader, rd.softState.role === 'leader');
     this.raw.advance();
@@ -542,6 +563,7 @@ export class StoreNode extends EventEmitter<Events> {
       this.writes.requeueProposed();
       this.reads.retryInFlight(Number.POSITIVE_INFINITY);
       const term = this.raw.status().term;
+      this.leaderTerm = term;
       if (became || was === this.id || this.leader !== null) {
         this.options.logger.info({ leader: this.leader, term }, isLeader ? `became leader in term ${term}` : 'leader changed');
       }
@@ -557,7 +579,7 @@ export class StoreNode extends EventEmitter<Events> {
         if (!isKvError(err, 'lease-not-found')) this.leases.retry(id);
       });
     }
-    const keep = this.options.historyRevisions ?? 100_000;
+    const keep = this.options.historyRevisions ?? 20_000;
     if (!this.compacting && this.store.revision - this.store.compactedRevision > 2 * keep) {
       this.compacting = true;
       this.write({ type: 'compact', revision: this.store.revision - keep }).catch(() => {
@@ -568,7 +590,7 @@ export class StoreNode extends EventEmitter<Events> {
 
   /** Log compaction: snapshot the state machine every `snapshotEvery` applied entries. */
   private async maybeSnapshot(): Promise<void> {
-    const every = this.options.snapshotEvery ?? 10_000;
+    const every = this.options.snapshotEvery ?? 50_000;
     if (this.store.appliedIndex - this.lastSnapshotIndex < every) return;
     const point = this.raw.snapshotPoint();
     const state: StateSnapshot = { kv: this.store.toSnapshot(), members: [...this.members] };

@@ -118,8 +118,8 @@ export class KvServer {
   }
 
   private header(): Frame {
-    const s = this.node.status();
-    return { member: s.name, leader: s.leader, term: s.term };
+    const { leader, term } = this.node.leadership();
+    return { member: this.node.id, leader, term };
   }
 
   private async handle(frame: Frame): Promise<unknown> {
