@@ -43,6 +43,8 @@ export interface ProcessClusterOptions {
   /** Put a fault proxy in front of each peer port (default true). */
   readonly proxied?: boolean;
   readonly timing?: { tickMs: number; electionTicks: number; heartbeatTicks: number };
+  /** Extra masters listed with join: true (started empty, added with `flotilla member add`). */
+  readonly joiners?: number;
 }
 
 export class ProcessCluster {
@@ -63,7 +65,8 @@ export class ProcessCluster {
     const lines = [`cluster: chaos`, `secret: ${c.secret}`];
     const t = options.timing ?? { tickMs: 25, electionTicks: 12, heartbeatTicks: 2 };
     lines.push(`raft: { tickMs: ${t.tickMs}, electionTicks: ${t.electionTicks}, heartbeatTicks: ${t.heartbeatTicks} }`, 'masters:');
-    for (let k = 1; k <= options.masters; k++) {
+    const joiners = options.joiners ?? 0;
+    for (let k = 1; k <= options.masters + joiners; k++) {
       const ip = `127.0.0.${10 + k}`;
       const m: MasterInfo = { name: `m${k}`, ip, peerPort: await freePort(ip), clientPort: await freePort(ip), proc: undefined, proxy: undefined };
       let peer = `${ip}:${m.peerPort}`;
@@ -73,7 +76,8 @@ export class ProcessCluster {
         m.proxy = await FaultProxy.start({ host: proxyIp, port: proxyPort }, { host: ip, port: m.peerPort });
         peer = `${proxyIp}:${proxyPort}`;
       }
-      lines.push(`  - { name: ${m.name}, peer: "${peer}", peerListen: "${ip}:${m.peerPort}", client: "${ip}:${m.clientPort}", data: ${m.name} }`);
+      const join = k > options.masters ? ', join: true' : '';
+      lines.push(`  - { name: ${m.name}, peer: "${peer}", peerListen: "${ip}:${m.peerPort}", client: "${ip}:${m.clientPort}", data: ${m.name}${join} }`);
       c.masters.push(m);
     }
     writeFileSync(c.file, `${lines.join('\n')}\n`);

@@ -64,6 +64,8 @@ export class DiskLog {
       if (e.index !== after + entries.length + 1) throw new KvError('unavailable', `the stored log has a gap before entry ${e.index} (key ${key}); the data directory is damaged`);
       entries.push(e);
     }
+    // Entries a snapshot covers (kept for lagging followers before the restart) go now.
+    if (after > 0) await this.db.clear({ gte: entryKey(0), lte: entryKey(after) });
     this.first = after + 1;
     this.last = after + entries.length;
     return { hardState, snapshot, entries };

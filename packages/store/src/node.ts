@@ -337,6 +337,7 @@ export class StoreNode extends EventEmitter<Events> {
 
   transferLeadership(to: NodeId): void {
     this.assertOpen();
+    this.assertLeader('leadership transfers');
     try {
       this.raw.transferLeadership(to);
     } catch (err) {
@@ -350,6 +351,9 @@ export class StoreNode extends EventEmitter<Events> {
   /** Proposes a change and waits for it to apply; refusals in `retryable` become `unavailable`. */
   private changeMembership(change: ConfChange, timeoutMs: number, retryable: readonly RaftErrorCode[] = []): Promise<void> {
     this.assertOpen();
+    // The leader decides (it alone knows whether a learner has caught up), so the request
+    // goes there rather than being forwarded where a refusal could not be reported.
+    this.assertLeader('membership changes');
     const key = `${change.type}:${change.nodeId}`;
     return new Promise((resolve, reject) => {
       try {
@@ -604,6 +608,10 @@ export class StoreNode extends EventEmitter<Events> {
   }
 
   // ---------------------------------------------------------------------------------------
+
+  private assertLeader(what: string): void {
+    if (!this.isLeader) throw new KvError('not-leader', `${what} are made by the leader${this.leader === null ? '; none is known yet' : `, ${this.leader}`}`, this.leader ?? undefined);
+  }
 
   private assertOpen(): void {
     if (this.closed) throw new KvError('closed', 'this master is shutting down');

@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { KvError, type WatchEvent } from '@flotilla/store';
-import { TestCluster, dec, enc, sleep } from './support.ts';
+import { TestCluster, dec, enc, eventually, sleep } from './support.ts';
 
 const clusters: TestCluster[] = [];
 after(async () => {
@@ -122,7 +122,10 @@ test('masters are added and removed while the cluster serves writes; a new one c
   })();
   await client.admin({ op: 'member', action: 'addLearner', name: 'm4', peerUrl: c.peerUrl('m4') });
   await client.admin({ op: 'member', action: 'promote', name: 'm4' });
+  // The change is applied on the master that answered; others (and a new leader) apply it
+  // moments later.
   const leader = await c.leader();
+  await eventually(() => leader.status().voters.length === 4, 'the leader applies the promotion');
   assert.deepEqual([...leader.status().voters].sort(), ['m1', 'm2', 'm3', 'm4']);
   const victim = ['m1', 'm2', 'm3'].find((id) => id !== leader.id)!;
   await client.admin({ op: 'member', action: 'remove', name: victim });
