@@ -74,7 +74,14 @@ try {
   await Promise.all(loops);
   await cluster.converged(60_000);
   const reader = new KvClient({ endpoints: cluster.clientUrls(), secret: cluster.secret, timeoutMs: 10_000 });
-  const stored = new Set((await reader.range({ key: 'f/', prefix: true, keysOnly: true })).kvs.map((kv) => kv.key));
+  // Read the keys back in pages: all of them would not fit in one response frame.
+  const stored = new Set<string>();
+  for (let from = 'f/'; ; ) {
+    const page = await reader.range({ key: from, end: 'f0', keysOnly: true, limit: 5000 });
+    for (const kv of page.kvs) stored.add(kv.key);
+    if (!page.more) break;
+    from = `${page.kvs[page.kvs.length - 1]!.key}\0`;
+  }
   reader.close();
   const lost = [...acked].filter((k) => !stored.has(k)).length;
   const sorted = [...unavailable].sort((a, b) => a - b);

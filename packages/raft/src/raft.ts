@@ -230,6 +230,20 @@ export class Raft {
     return this.membership.voters.has(this.id) && this.log.unstable.snapshot === undefined;
   }
 
+  /**
+   * The host lost its connection to the leader (its process died, say). Rather than wait out a
+   * whole election timeout, forget the leader (so its lease no longer makes us ignore other
+   * candidates) and campaign within a few ticks, at a random moment so that followers who
+   * noticed together do not split the vote. A false alarm is harmless: the pre-vote fails
+   * while the others still hear from the leader, and its next heartbeat restores it.
+   */
+  leaderUnreachable(): void {
+    if (this.role !== 'follower' || this.leader === NONE) return;
+    this.leader = NONE;
+    const soon = 1 + this.cfg.random.intn(Math.max(1, Math.floor(this.cfg.electionTick / 2)));
+    this.electionElapsed = Math.max(this.electionElapsed, this.randomizedElectionTimeout - soon);
+  }
+
   /** Starts an election now (used by hosts to speed up a single-node start, and by tests). */
   campaignNow(): void {
     this.hup('election');

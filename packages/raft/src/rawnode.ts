@@ -56,6 +56,11 @@ export class RawNode {
     this.raft.step(m);
   }
 
+  /** Tells a follower that its connection to the leader broke: it campaigns soon (see Raft). */
+  reportLeaderUnreachable(): void {
+    this.raft.leaderUnreachable();
+  }
+
   /** Starts an election now instead of waiting for the election timeout. */
   campaign(): void {
     this.raft.campaignNow();

@@ -95,3 +95,29 @@ test('thesis §4.2.3 a follower that hears from its leader ignores vote requests
   assert.ok(replies.some((m) => m.type === 'voteResponse' && !m.reject), 'vote granted after the lease');
   assert.equal(n2.term, 9);
 });
+
+test('a follower told its leader is unreachable campaigns within half an election timeout', () => {
+  const net = TestNet.create(ids3, { preVote: true, checkQuorum: true });
+  net.campaign('n1');
+  net.isolate('n1'); // the leader's process is gone
+  for (const id of ['n2', 'n3']) net.node(id).raw.reportLeaderUnreachable();
+  let ticks = 0;
+  while (!['n2', 'n3'].some((id) => net.node(id).role === 'leader') && ticks < 3 * ELECTION) {
+    net.tick('n2');
+    net.tick('n3');
+    ticks++;
+  }
+  const leader = ['n2', 'n3'].find((id) => net.node(id).role === 'leader');
+  assert.ok(leader !== undefined, 'a new leader was elected');
+  assert.ok(ticks <= ELECTION / 2 + 1, `after ${ticks} ticks, not a whole timeout (${ELECTION})`);
+});
+
+test('a false alarm about the leader disturbs nothing: the pre-vote fails while the others hear it', () => {
+  const net = TestNet.create(ids3, { preVote: true, checkQuorum: true });
+  net.campaign('n1');
+  net.node('n3').raw.reportLeaderUnreachable();
+  for (let i = 0; i < 3 * ELECTION; i++) net.tickAll();
+  assert.equal(net.node('n1').role, 'leader');
+  assert.equal(net.node('n1').term, 2, 'no term was spent');
+  assert.equal(net.node('n3').core.leader, 'n1', 'the next heartbeat restored the leader');
+});

@@ -16,6 +16,7 @@ const action: fc.Arbitrary<Action> = fc.oneof(
   { weight: 2, arbitrary: fc.record({ kind: fc.constant('propose' as const), node, count: fc.constant(1) }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('read' as const), node }) },
   { weight: 3, arbitrary: fc.record({ kind: fc.constant('crash' as const), node }) },
+  { weight: 1, arbitrary: fc.record({ kind: fc.constant('suspect' as const), node }) },
   { weight: 4, arbitrary: fc.record({ kind: fc.constant('restart' as const), node }) },
   {
     weight: 2,

@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { CLOSE, WireServer, secretAuthenticator, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
+import { CLOSE, WireServer, isWireError, secretAuthenticator, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
 import { KvError, isKvError } from './errors.ts';
 import type { RevisionEvents } from './kv/mvcc.ts';
 import { validateRange, validateSession, validateWatch, validateWrite } from './kv/validate.ts';
@@ -19,6 +19,7 @@ import type { StoreNode } from './node.ts';
 
 /** Requests one connection may have in progress before the server stops reading from it. */
 const MAX_IN_FLIGHT = 1024;
+const MAX_FRAME_BYTES = 4 * 1024 * 1024;
 
 export interface KvServerOptions {
   readonly host: string;
@@ -44,7 +45,7 @@ export class KvServer {
       {
         authenticate: options.authenticate ?? secretAuthenticator(options.secret),
         path: '/kv',
-        maxFrameBytes: 4 * 1024 * 1024,
+        maxFrameBytes: MAX_FRAME_BYTES,
         maxBufferedBytes: 32 * 1024 * 1024,
         heartbeatMs: 2000,
         logger: options.logger,
@@ -68,7 +69,15 @@ export class KvServer {
     let paused = false;
     const watches = new Map<number, () => void>();
     const reply = (frame: Frame): void => {
-      if (!conn.send(frame)) conn.reject(CLOSE.slowConsumer, 'the client is not reading its responses');
+      let sent: boolean;
+      try {
+        sent = conn.send(frame);
+      } catch (err) {
+        if (!isWireError(err, 'frame-too-large') || frame['t'] !== 'res') throw err;
+        // A result too big for one frame: say so, and how to get it in pieces.
+        sent = conn.send({ t: 'res', id: frame['id'], ok: false, error: { code: 'too-large', message: `the response is larger than the ${MAX_FRAME_BYTES}-byte frame limit; ask again with a limit and read it in pages` }, ...this.header() });
+      }
+      if (!sent) conn.reject(CLOSE.slowConsumer, 'the client is not reading its responses');
     };
     const done = (): void => {
       inFlight--;
@@ -171,7 +180,14 @@ export class KvServer {
       const send = (f: Frame): boolean => (started ? conn.send(f) : (pending.push(f), true));
       const watch = this.node.watch(validateWatch(request), {
         // A watcher whose events pile up is ended (slow-consumer), not buffered without bound.
-        deliver: (batch: RevisionEvents) => send({ t: 'events', id, revision: batch.revision, events: batch.events as unknown as Frame[] }),
+        deliver: (batch: RevisionEvents) => {
+          try {
+            return send({ t: 'events', id, revision: batch.revision, events: batch.events as unknown as Frame[] });
+          } catch (err) {
+            if (!isWireError(err, 'frame-too-large')) throw err;
+            throw new KvError('too-large', `the events of revision ${batch.revision} exceed the ${MAX_FRAME_BYTES}-byte frame limit`);
+          }
+        },
         end: (err) => {
           watches.delete(id);
           const frame = err === undefined ? { t: 'watchEnd', id } : { t: 'watchEnd', id, error: { code: err.code, message: err.message } };

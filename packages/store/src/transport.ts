@@ -12,6 +12,8 @@ export interface PeerTransportOptions {
   readonly heartbeatMs: number;
   /** Called for each Raft message a peer sends; `from` is checked against the peer's credential. */
   readonly onMessage: (m: unknown, from: NodeId) => void;
+  /** Called when the connection to a peer breaks (or another attempt to connect fails). */
+  readonly onPeerDown?: (peer: NodeId) => void;
 }
 
 /** Raft traffic between masters: one authenticated WebSocket per direction per peer. */
@@ -71,7 +73,10 @@ export class PeerTransport {
         connectTimeoutMs: 1000,
         ...(this.options.localAddress === undefined ? {} : { localAddress: this.options.localAddress }),
         onConnect: () => this.options.logger.info({ peer: id }, 'peer connected'),
-        onDisconnect: (reason) => this.options.logger.info({ peer: id, reason }, 'peer disconnected'),
+        onDisconnect: (reason) => {
+          this.options.logger.info({ peer: id, reason }, 'peer disconnected');
+          this.options.onPeerDown?.(id);
+        },
       });
       this.dialers.set(id, { url, dialer });
       dialer.start();

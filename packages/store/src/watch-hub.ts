@@ -4,7 +4,10 @@ import type { MvccStore, RevisionEvents } from './kv/mvcc.ts';
 import type { WatchEvent, WatchRequest } from './kv/types.ts';
 
 export interface WatchSink {
-  /** Delivers one revision's matching events; returning false means the watcher cannot keep up. */
+  /**
+   * Delivers one revision's matching events; returning false means the watcher cannot keep
+   * up. Throwing a KvError ends the watch with that error.
+   */
   readonly deliver: (batch: RevisionEvents) => boolean;
   /** The watch ended (cancelled by the watcher when `err` is undefined). */
   readonly end: (err?: KvError) => void;
@@ -95,7 +98,15 @@ export class WatchHub {
   private send(id: number, w: Watcher, batch: RevisionEvents): boolean {
     const events: WatchEvent[] = w.prevKv ? [...batch.events] : batch.events.map((e) => (e.prevKv === undefined ? e : { type: e.type, kv: e.kv }));
     w.next = batch.revision + 1;
-    if (w.sink.deliver({ revision: batch.revision, events })) return true;
+    let delivered: boolean;
+    try {
+      delivered = w.sink.deliver({ revision: batch.revision, events });
+    } catch (err) {
+      if (!isKvError(err)) throw err;
+      this.end(id, err);
+      return false;
+    }
+    if (delivered) return true;
     this.end(id, new KvError('slow-consumer', `the watcher fell behind at revision ${batch.revision}; watch again from there`));
     return false;
   }

@@ -15,6 +15,7 @@ export type Action =
   | { readonly kind: 'propose'; readonly node: number | 'leader'; readonly count: number }
   | { readonly kind: 'read'; readonly node: number }
   | { readonly kind: 'crash'; readonly node: number }
+  | { readonly kind: 'suspect'; readonly node: number }
   | { readonly kind: 'restart'; readonly node: number }
   | { readonly kind: 'partition'; readonly groups: readonly number[] }
   | { readonly kind: 'isolate'; readonly node: number }
@@ -154,6 +155,11 @@ export function perform(sim: Simulator, action: Action, founders: number): void 
     case 'crash': {
       const target = pick(sim.liveNodes().map((n) => n.id), action.node);
       if (target !== undefined) sim.crash(target);
+      return;
+    }
+    case 'suspect': {
+      const target = pick(ids, action.node);
+      if (target !== undefined) sim.suspectLeader(target);
       return;
     }
     case 'restart': {

@@ -53,7 +53,7 @@ function loadSchedule(file: string): Schedule {
   }
   if (!Number.isInteger(s.nodes) || s.nodes! < 1 || s.nodes! > 9) fail(`${file}: "nodes" must be an integer from 1 to 9`);
   if (!Number.isInteger(s.seed)) fail(`${file}: "seed" must be an integer`);
-  const kinds = new Set(['tick', 'propose', 'read', 'crash', 'restart', 'partition', 'isolate', 'heal', 'faults', 'addLearner', 'addVoter', 'promote', 'remove', 'transfer', 'compact']);
+  const kinds = new Set(['tick', 'propose', 'read', 'crash', 'suspect', 'restart', 'partition', 'isolate', 'heal', 'faults', 'addLearner', 'addVoter', 'promote', 'remove', 'transfer', 'compact']);
   s.actions.forEach((a: unknown, i) => {
     const kind = typeof a === 'object' && a !== null ? (a as { kind?: unknown }).kind : undefined;
     if (typeof kind !== 'string' || !kinds.has(kind)) fail(`${file}: action ${i} has no known "kind" (one of ${[...kinds].join(', ')})`);

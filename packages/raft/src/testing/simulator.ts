@@ -292,7 +292,19 @@ export class Simulator {
     this.stats.crashes++;
     this.checker.nodeRestarted(id);
     this.emit('fault', id, 'crash');
+    // As a real host does when a peer's connection drops: its followers suspect it at once.
+    for (const other of this.nodes.values()) {
+      if (other.core?.leader === id) this.suspectLeader(other.id);
+    }
     return true;
+  }
+
+  /** A node's host reports its leader unreachable (true, or a false alarm). */
+  suspectLeader(id: NodeId): void {
+    const n = this.node(id);
+    if (n.raw === undefined) return;
+    n.raw.reportLeaderUnreachable();
+    this.afterStep(n);
   }
 
   restart(id: NodeId): boolean {
