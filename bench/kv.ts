@@ -1,13 +1,15 @@
 // Key-value throughput and latency of a 3-master Flotilla cluster, side by side with a
 // 3-member etcd when `etcd` is on the PATH (Debian: apt-get install etcd-server).
 //
-//   npm run bench:kv                        # 1, 16, 64, 256 clients; 5 s per measurement
-//   npm run bench:kv -- --seconds 10 --clients 64
+//   npm run bench:kv                        # 1, 16, 64, 256 clients; 5 s per measurement; 3 runs
+//   npm run bench:kv -- --seconds 10 --clients 64 --runs 5
 //
 // Both clusters run on loopback at the same time, with fsync on (etcd always syncs its WAL;
-// Flotilla syncs each batch), and are measured in alternation so machine noise hits both.
-// Each line is JSON: {bench, system, clients, ops_per_s, p50_ms, p99_ms}; after each pair a
-// {bench, clients, ratio_vs_etcd} line gives Flotilla's ops/s divided by etcd's.
+// Flotilla syncs each batch), and are measured in alternation, `--runs` times, so machine noise
+// hits both. Each measurement prints {bench, system, clients, run, ops_per_s, p50_ms, p99_ms};
+// then per bench and client count one line per system with the median run
+// ({…, summary: "median"}) and {bench, clients, ratio_vs_etcd}: Flotilla's median ops/s
+// divided by etcd's.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -18,11 +20,12 @@ import { Etcd3 } from 'etcd3';
 import { KvClient } from '@flotilla/store';
 import { ProcessCluster, freePort } from '../test/support/masters.ts';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, clients: { type: 'string', default: '1,16,64,256' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, clients: { type: 'string', default: '1,16,64,256' }, runs: { type: 'string', default: '3' } } });
 const seconds = Number(values.seconds);
+const runs = Number(values.runs);
 const clientCounts = values.clients.split(',').map(Number);
-if (!(seconds > 0) || clientCounts.some((c) => !Number.isInteger(c) || c < 1)) {
-  process.stderr.write('--seconds must be positive and --clients a comma-separated list of positive integers\n');
+if (!(seconds > 0) || !Number.isInteger(runs) || runs < 1 || clientCounts.some((c) => !Number.isInteger(c) || c < 1)) {
+  process.stderr.write('--seconds must be positive, --runs a positive integer and --clients a comma-separated list of positive integers\n');
   process.exit(2);
 }
 
@@ -149,13 +152,22 @@ try {
   for (const s of systems) await Promise.all(Array.from({ length: 256 }, (_, i) => Promise.all(Array.from({ length: 8 }, (_, n) => s.put(i, `bench/${i}/${n}`, value)))));
   for (const bench of ['kv-put', 'kv-get-linearizable', 'kv-get-serializable'] as const) {
     for (const clients of clientCounts) {
-      const results = new Map<string, number>();
-      for (const s of systems) {
-        const r = await measure(s, bench, clients);
-        results.set(s.name, r.ops_per_s);
-        line({ bench, system: s.name, clients, ...r });
+      const results = new Map<string, { ops_per_s: number; p50_ms: number; p99_ms: number }[]>();
+      for (let run = 1; run <= runs; run++) {
+        for (const s of systems) {
+          const r = await measure(s, bench, clients);
+          results.set(s.name, [...(results.get(s.name) ?? []), r]);
+          line({ bench, system: s.name, clients, run, ...r });
+        }
       }
-      if (results.has('etcd')) line({ bench, clients, ratio_vs_etcd: +(results.get('flotilla')! / results.get('etcd')!).toFixed(2) });
+      const medians = new Map<string, number>();
+      for (const [system, rs] of results) {
+        const sorted = [...rs].sort((a, b) => a.ops_per_s - b.ops_per_s);
+        const median = sorted[Math.floor((sorted.length - 1) / 2)]!;
+        medians.set(system, median.ops_per_s);
+        line({ bench, system, clients, summary: 'median', runs, ...median });
+      }
+      if (medians.has('etcd')) line({ bench, clients, ratio_vs_etcd: +(medians.get('flotilla')! / medians.get('etcd')!).toFixed(2) });
     }
   }
 } finally {

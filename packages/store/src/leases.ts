@@ -51,9 +51,4 @@ export class LeaseClock {
   retry(id: number): void {
     this.revoking.delete(id);
   }
-
-  remaining(id: number, now: number): number | undefined {
-    const d = this.deadlines.get(id);
-    return d === undefined ? undefined : Math.max(0, d - now);
-  }
 }

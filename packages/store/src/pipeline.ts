@@ -118,10 +118,6 @@ export class WriteQueue {
     this.queued = [];
     this.expected.clear();
   }
-
-  size(): number {
-    return this.byKey.size;
-  }
 }
 
 interface PendingRead {
@@ -198,9 +194,5 @@ export class ReadQueue {
     this.waiting = [];
     this.inFlight = undefined;
     this.ready = [];
-  }
-
-  hasWaiting(): boolean {
-    return this.waiting.length > 0;
   }
 }

@@ -71,10 +71,6 @@ export class WireServer {
     return { host: a.address, port: a.port };
   }
 
-  connectionCount(): number {
-    return this.connections.size;
-  }
-
   private upgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     socket.on('error', () => socket.destroy());
     const path = new URL(req.url ?? '/', 'http://x').pathname;

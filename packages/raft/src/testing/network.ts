@@ -98,10 +98,6 @@ export class SimNetwork {
     return undefined;
   }
 
-  inFlight(): number {
-    return this.heap.length;
-  }
-
   /** Drops everything in flight (used when the liveness phase starts from a clean slate). */
   clear(): void {
     this.dropped += this.heap.length;
