@@ -22,6 +22,18 @@ export interface ClusterFile {
   readonly secret: string;
   readonly raft: RaftTiming;
   readonly masters: readonly MasterSpec[];
+  /** API users: bearer tokens with their role. */
+  readonly tokens: readonly ApiToken[];
+  /** What agents present to join the cluster (and get a node credential); none: no agents. */
+  readonly joinToken: string | undefined;
+  /** Serve the API over plain HTTP instead of HTTPS (only for throwaway local clusters). */
+  readonly insecureHttp: boolean;
+}
+
+export interface ApiToken {
+  readonly name: string;
+  readonly token: string;
+  readonly role: 'admin' | 'viewer';
 }
 
 export interface RaftTiming {
@@ -40,6 +52,8 @@ export interface MasterSpec {
   readonly peer: Address;
   readonly peerListen: Address;
   readonly client: Address;
+  /** Where this master serves the Kubernetes API; none: it serves no API. */
+  readonly api: Address | undefined;
   readonly data: string;
   readonly join: boolean;
 }
@@ -86,7 +100,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail('must be a YAML mapping with "cluster", "secret" and "masters"');
   const o = doc as Obj;
-  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters']);
+  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp']);
   for (const k of Object.keys(o)) if (!known.has(k)) fail(`has an unknown field "${k}" (known: ${[...known].join(', ')})`);
   const cluster = o['cluster'];
   if (typeof cluster !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(cluster)) fail('needs "cluster": a lower-case name');
@@ -115,7 +129,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   for (const m of masters) {
     if (names.has(m.name)) fail(`two masters are named ${m.name}`);
     names.add(m.name);
-    for (const a of new Set([key(m.peer), key(m.peerListen), key(m.client)])) {
+    for (const a of new Set([key(m.peer), key(m.peerListen), key(m.client), ...(m.api === undefined ? [] : [key(m.api)])])) {
       const other = addresses.get(a);
       if (other !== undefined) fail(`${other} and ${m.name} both use ${a}`);
       addresses.set(a, m.name);
@@ -125,7 +139,11 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
     dirs.set(m.data, m.name);
   }
   if (masters.every((m) => m.join)) fail('at least one master must found the cluster (not every master can have join: true)');
-  return { path, cluster, secret, raft, masters };
+  const tokens = apiTokens(o, base, fail);
+  const joinToken = o['joinToken'];
+  if (joinToken !== undefined && (typeof joinToken !== 'string' || joinToken.length < 16)) fail('"joinToken" must be a string of at least 16 characters');
+  if (o['insecureHttp'] !== undefined && typeof o['insecureHttp'] !== 'boolean') fail('"insecureHttp" must be true or false');
+  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true };
 }
 
 export function findMaster(file: ClusterFile, name: string): MasterSpec {
@@ -181,7 +199,7 @@ function master(v: unknown, i: number, base: string, fail: (m: string) => never)
   const name = o['name'];
   if (typeof name !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(name)) fail(`masters[${i}] needs "name": lower-case letters, digits and '-'`);
   const who = `masters[${i}] (${name as string})`;
-  const known = new Set(['name', 'peer', 'peerListen', 'client', 'data', 'join']);
+  const known = new Set(['name', 'peer', 'peerListen', 'client', 'api', 'data', 'join']);
   for (const k of Object.keys(o)) if (!known.has(k)) fail(`${who} has an unknown field "${k}" (known: ${[...known].join(', ')})`);
   for (const f of ['peer', 'client', 'data']) if (o[f] === undefined) fail(`${who} has no "${f}"`);
   const peer = address(o['peer'], `${who} peer`, fail);
@@ -193,7 +211,41 @@ function master(v: unknown, i: number, base: string, fail: (m: string) => never)
     peer,
     peerListen,
     client: address(o['client'], `${who} client`, fail),
+    api: o['api'] === undefined ? undefined : address(o['api'], `${who} api`, fail),
     data: resolvePath(base, o['data'] as string),
     join: o['join'] === true,
   };
+}
+
+function apiTokens(o: Obj, base: string, fail: (m: string) => never): ApiToken[] {
+  let list: unknown = o['tokens'];
+  if (o['tokenFile'] !== undefined) {
+    if (list !== undefined) fail('give either "tokens" or "tokenFile", not both');
+    if (typeof o['tokenFile'] !== 'string') fail('"tokenFile" must be a path');
+    const file = resolvePath(base, o['tokenFile']);
+    try {
+      list = parse(readFileSync(file, 'utf8'));
+    } catch (err) {
+      fail(`cannot read tokenFile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+    }
+  }
+  if (list === undefined) return [];
+  if (!Array.isArray(list)) fail('"tokens" must be a list of {name, token, role}');
+  const seen = new Set<string>();
+  return (list as unknown[]).map((t, i) => {
+    if (typeof t !== 'object' || t === null) fail(`tokens[${i}] must be a mapping with name, token and role`);
+    const x = t as Obj;
+    if (typeof x['name'] !== 'string' || x['name'] === '') fail(`tokens[${i}] needs a "name"`);
+    if (typeof x['token'] !== 'string' || x['token'].length < 16) fail(`tokens[${i}] (${String(x['name'])}) needs a "token" of at least 16 characters`);
+    if (x['role'] !== 'admin' && x['role'] !== 'viewer') fail(`tokens[${i}] (${String(x['name'])}) role must be admin or viewer`);
+    if (seen.has(x['token'] as string)) fail(`tokens[${i}] (${String(x['name'])}) reuses another user's token`);
+    seen.add(x['token'] as string);
+    return { name: x['name'] as string, token: x['token'] as string, role: x['role'] as 'admin' | 'viewer' };
+  });
+}
+
+export function apiUrl(file: ClusterFile, m: MasterSpec): string | undefined {
+  if (m.api === undefined) return undefined;
+  const host = m.api.host === '0.0.0.0' ? '127.0.0.1' : m.api.host;
+  return `${file.insecureHttp ? 'http' : 'https'}://${host.includes(':') ? `[${host}]` : host}:${m.api.port}`;
 }

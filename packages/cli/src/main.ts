@@ -4,6 +4,7 @@ import { isKvError } from '@flotilla/store';
 import { isWireError } from '@flotilla/wire';
 import { UsageError } from './args.ts';
 import { ClusterFileError } from './cluster-file.ts';
+import { KUBECONFIG_USAGE, kubeconfig } from './commands/kubeconfig.ts';
 import { MASTER_USAGE, master } from './commands/master.ts';
 import { MEMBER_USAGE, member } from './commands/member.ts';
 import { STATUS_USAGE, status } from './commands/status.ts';
@@ -16,6 +17,7 @@ commands:
   master --config FILE --name N    run one master
   status --config FILE [-o json]   show each master's role, term, leader and log
   member add|remove|transfer ...   change the cluster's masters at run time
+  kubeconfig --config FILE         print a kubeconfig for kubectl and other Kubernetes clients
 
 Run "flotilla <command> --help" for a command's options.`;
 
@@ -24,6 +26,7 @@ const commands: Record<string, { run: (args: readonly string[]) => Promise<numbe
   master: { run: master, usage: MASTER_USAGE },
   status: { run: status, usage: STATUS_USAGE },
   member: { run: member, usage: MEMBER_USAGE },
+  kubeconfig: { run: kubeconfig, usage: KUBECONFIG_USAGE },
 };
 
 async function main(argv: readonly string[]): Promise<number> {

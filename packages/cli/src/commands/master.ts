@@ -1,6 +1,8 @@
+import { createServer } from 'node:net';
+import { startApi, type ApiServer } from '@flotilla/api';
 import { KvServer, StoreNode, isKvError } from '@flotilla/store';
 import { createLogger, isWireError } from '@flotilla/wire';
-import { findMaster, loadClusterFile, peerUrl } from '../cluster-file.ts';
+import { apiUrl, findMaster, loadClusterFile, peerUrl, type Address } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
 
 export const MASTER_USAGE = `usage: flotilla master --config FILE --name NAME [--join]
@@ -43,7 +45,31 @@ export async function master(args: readonly string[]): Promise<number> {
     await node.close();
     throw startupError(me.name, 'clients', `${me.client.host}:${me.client.port}`, err);
   }
+  if (me.api !== undefined) {
+    try {
+      await assertFree(me.api);
+    } catch (err) {
+      await server.close();
+      await node.close();
+      throw startupError(me.name, 'the API', `${me.api.host}:${me.api.port}`, err);
+    }
+  }
   logger.info({ peers: `${me.peerListen.host}:${me.peerListen.port}`, clients: `${me.client.host}:${me.client.port}`, data: me.data }, `master ${me.name} started`);
+  // The API needs the cluster (its CA lives in the store), so it comes up once there is a leader.
+  let api: ApiServer | undefined;
+  const apiStarted =
+    me.api === undefined
+      ? Promise.resolve()
+      : startApi({ node, cluster: file.cluster, host: me.api.host, port: me.api.port, dataDir: me.data, tokens: file.tokens, joinToken: file.joinToken, insecureHttp: file.insecureHttp, logger }).then(
+          (a) => {
+            api = a;
+            logger.info({ url: apiUrl(file, me) }, `master ${me.name} serves the API`);
+          },
+          (err: unknown) => {
+            process.stderr.write(`flotilla master ${me.name}: cannot serve the API: ${(err as Error).message}\n`);
+            process.kill(process.pid, 'SIGTERM');
+          },
+        );
 
   return new Promise<number>((resolve) => {
     let stopping = false;
@@ -51,6 +77,8 @@ export async function master(args: readonly string[]): Promise<number> {
       if (stopping) return;
       stopping = true;
       logger.info({ why }, `master ${me.name} stopping`);
+      await Promise.race([apiStarted, new Promise((r) => setTimeout(r, 100))]);
+      await api?.close();
       await server.close();
       await node.close();
       resolve(code);
@@ -72,5 +100,15 @@ function isLoopback(host: string): boolean {
 function startupError(name: string, what: string, address: string, err: unknown): Error {
   if (isWireError(err)) return new Error(`master ${name} cannot serve ${what} on ${address}: ${err.message.replace(`${address} is `, 'it is ')}`);
   if (isKvError(err)) return new Error(`master ${name}: ${err.message}`);
+  if (err instanceof Error && err.constructor === Error) return new Error(`master ${name} cannot serve ${what} on ${address}: ${err.message}`);
   return err as Error;
+}
+
+/** Fails with the usual listen error if the address is taken (checked before announcing the start). */
+function assertFree(a: Address): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const probe = createServer();
+    probe.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE' ? 'it is already in use by another process' : err.message)));
+    probe.listen(a.port, a.host, () => probe.close(() => resolve()));
+  });
 }

@@ -1,0 +1,323 @@
+// The API server every master runs: HTTPS (or, only when the cluster file asks, HTTP), bearer
+// token authentication, role authorization, and the Kubernetes REST verbs on the store.
+import { createServer as createHttpServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { StoreNode } from '@flotilla/store';
+import type { Logger } from '@flotilla/wire';
+import { authorize, authorizePod, hashToken, newToken, type Authenticator, type User, type Verb } from '../auth.ts';
+import { ApiError } from '../errors.ts';
+import { checkDns1123Subdomain } from '../labels.ts';
+import { ObjectStore } from '../objects.ts';
+import type { ResourceInfo } from '../resources.ts';
+import type { KubeList, KubeObject, Status, Table } from '../types/meta.ts';
+import { apiGroup, apiGroupList, apiResourceList, apiVersions, VERSION_INFO } from './discovery.ts';
+import { Handlers, listOptions, type DeleteOptions, type PatchType } from './handlers.ts';
+import { parseResourcePath, type ResourceRoute } from './route.ts';
+import { openApiV3Index, openApiV3Document } from './openapi.ts';
+import { serveWatch } from './watch.ts';
+
+/** Request bodies larger than this are refused with 413 (Kubernetes' default is 3 MiB). */
+export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+
+export interface ApiServerOptions {
+  readonly node: StoreNode;
+  readonly host: string;
+  readonly port: number;
+  /** Serve HTTPS with this certificate; plain HTTP when absent. */
+  readonly tls?: { readonly cert: string; readonly key: string };
+  readonly authenticator: Authenticator;
+  /** The token agents present to join; undefined disables joining. */
+  readonly joinToken?: string;
+  readonly logger: Logger;
+  /** Seconds between watch bookmarks (default 15). */
+  readonly bookmarkSeconds?: number;
+}
+
+export class ApiServer {
+  readonly objects: ObjectStore;
+  private readonly handlers: Handlers;
+  private readonly open = new Set<ServerResponse>();
+
+  private constructor(
+    private readonly http: Server,
+    private readonly options: ApiServerOptions,
+  ) {
+    this.objects = new ObjectStore(options.node);
+    this.handlers = new Handlers(this.objects);
+  }
+
+  static async start(options: ApiServerOptions): Promise<ApiServer> {
+    let api: ApiServer | undefined;
+    const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
+      void api!.handle(req, res);
+    };
+    const http = options.tls === undefined ? createHttpServer(onRequest) : createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest);
+    http.headersTimeout = 20_000;
+    http.requestTimeout = 0; // watches run for long
+    api = new ApiServer(http, options);
+    await new Promise<void>((resolve, reject) => {
+      http.once('error', reject);
+      http.listen(options.port, options.host, () => {
+        http.removeAllListeners('error');
+        http.on('error', (err) => options.logger.error({ err: err.message }, 'API server error'));
+        resolve();
+      });
+    });
+    return api;
+  }
+
+  /** The underlying server (the agent endpoint attaches to it). */
+  get server(): Server {
+    return this.http;
+  }
+
+  address(): { host: string; port: number } {
+    const a = this.http.address() as { address: string; port: number };
+    return { host: a.address, port: a.port };
+  }
+
+  async close(): Promise<void> {
+    for (const res of this.open) res.destroy();
+    await new Promise<void>((resolve) => {
+      this.http.close(() => resolve());
+      this.http.closeAllConnections();
+    });
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    this.open.add(res);
+    res.on('close', () => this.open.delete(res));
+    try {
+      await this.route(req, res);
+    } catch (err) {
+      const e = err instanceof ApiError ? err : new ApiError('InternalError', `an internal error occurred: ${(err as Error).message}`);
+      if (!(err instanceof ApiError)) this.options.logger.error({ err: (err as Error).stack, url: req.url }, 'request failed unexpectedly');
+      if (res.headersSent) {
+        res.destroy();
+        return;
+      }
+      send(res, e.code, e.toStatus());
+    }
+  }
+
+  private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'https://flotilla');
+    const path = url.pathname.replace(/\/+$/, '') || '/';
+    const method = req.method ?? 'GET';
+    if (method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/livez')) {
+      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
+      return;
+    }
+    if (method === 'GET' && path === '/version') return send(res, 200, VERSION_INFO);
+    if (path === '/flotilla/v1/join') return this.join(req, res);
+    const user = this.options.authenticator.authenticate(req.headers.authorization);
+    if (method === 'GET') {
+      const doc = this.discovery(path);
+      if (doc !== undefined) return send(res, 200, doc);
+    }
+    const route = parseResourcePath(path);
+    if (route === undefined) throw new ApiError('NotFound', `the server could not find the requested resource (${method} ${path})`);
+    await this.resource(req, res, url.searchParams, route, user);
+  }
+
+  private discovery(path: string): object | undefined {
+    if (path === '/api') return apiVersions(`${this.options.host}:${this.options.port}`);
+    if (path === '/apis') return apiGroupList();
+    if (path === '/openapi/v3') return openApiV3Index();
+    if (path.startsWith('/openapi/v3/')) {
+      const doc = openApiV3Document(path.slice('/openapi/v3/'.length));
+      if (doc !== undefined) return doc;
+      throw new ApiError('NotFound', `no OpenAPI document for ${path}`);
+    }
+    const parts = path.split('/').filter((p) => p !== '');
+    if (parts[0] === 'api' && parts.length === 2) return apiResourceList('', parts[1]!);
+    if (parts[0] === 'apis' && parts.length === 2) return apiGroup(parts[1]!);
+    if (parts[0] === 'apis' && parts.length === 3) return apiResourceList(parts[1]!, parts[2]!);
+    return undefined;
+  }
+
+  private async resource(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, route: ResourceRoute, user: User): Promise<void> {
+    const { info: r, namespace, name, subresource } = route;
+    const method = req.method ?? 'GET';
+    const watching = route.watchPrefix || q.get('watch') === 'true' || q.get('watch') === '1';
+    const verb = verbOf(method, name, watching);
+    const decision = authorize(user, { verb, resource: r.resource, subresource, namespace, name });
+    const dryRun = q.getAll('dryRun').includes('All');
+    if (r.namespaced && name !== undefined && namespace === undefined) throw new ApiError('NotFound', `${r.resource} "${name}" not found: a namespace is needed`);
+    switch (verb) {
+      case 'watch':
+        return serveWatch(req, res, this.objects, r, namespace, q, this.options.bookmarkSeconds ?? 15);
+      case 'list':
+        return this.respond(req, res, 200, await this.handlers.list(r, namespace, q), r);
+      case 'get': {
+        if (subresource === 'scale') return send(res, 200, await this.handlers.getScale(r, namespace!, name!));
+        if (subresource === 'log') return this.log(r, namespace!, name!);
+        return this.respond(req, res, 200, await this.handlers.get(r, namespace, name!, q), r);
+      }
+      case 'create': {
+        const body = await readJson(req);
+        if (subresource === 'binding') return send(res, 201, await this.handlers.bind(r, namespace!, name!, body));
+        if (name !== undefined) throw new ApiError('MethodNotAllowed', `POST is not allowed on ${r.resource}/${name}; POST to the collection to create`);
+        return this.respond(req, res, 201, await this.handlers.create(r, namespace, body, dryRun), r);
+      }
+      case 'update': {
+        const body = await readJson(req);
+        if (subresource === 'scale') return send(res, 200, await this.handlers.setScale(r, namespace!, name!, body, undefined));
+        if (decision === 'object') await this.checkPodOwner(r, namespace, name!, user);
+        return this.respond(req, res, 200, await this.handlers.update(r, namespace, name!, subresource === 'status' ? 'status' : undefined, body, dryRun), r);
+      }
+      case 'patch': {
+        const type = patchType(req.headers['content-type']);
+        const body = await readJson(req);
+        if (subresource === 'scale') return send(res, 200, await this.handlers.setScale(r, namespace!, name!, body, type));
+        return this.respond(req, res, 200, await this.handlers.patch(r, namespace, name!, subresource === 'status' ? 'status' : undefined, type, body, dryRun, user), r);
+      }
+      case 'delete': {
+        const options = deleteOptions(await readJson(req, true), q);
+        return this.respond(req, res, 200, await this.handlers.delete(r, namespace, name!, options, user), r);
+      }
+      case 'deletecollection': {
+        const options = deleteOptions(await readJson(req, true), q);
+        listOptions(q, r);
+        return send(res, 200, await this.handlers.deleteCollection(r, namespace, q, options, user));
+      }
+    }
+  }
+
+  private async checkPodOwner(r: ResourceInfo, namespace: string | undefined, name: string, user: User): Promise<void> {
+    if (r.kind !== 'Pod') return;
+    authorizePod(user, (await this.objects.get(r, namespace, name)) as never);
+  }
+
+  private async log(r: ResourceInfo, namespace: string, name: string): Promise<void> {
+    const pod = (await this.objects.get(r, namespace, name)) as { spec?: { nodeName?: string } };
+    const node = pod.spec?.nodeName;
+    if (node === undefined || node === '') throw new ApiError('BadRequest', `pod "${name}" is not assigned to a node yet, so it has no logs`);
+    // Logs live with the agent that runs the pod; the agent endpoint serves them.
+    throw new ApiError('ServiceUnavailable', `the agent of node "${node}" is not connected, so the logs of pod "${name}" cannot be read now`, { retryAfterSeconds: 5 });
+  }
+
+  /** Writes an object or list, as a Table when the client asked for one (kubectl get). */
+  private respond(req: IncomingMessage, res: ServerResponse, code: number, body: KubeObject | KubeList | Status, r: ResourceInfo): void {
+    const accept = req.headers.accept ?? '';
+    if (/as=Table/.test(accept) && body.kind !== 'Status') return send(res, code, toTable(r, body as KubeObject | KubeList), 'application/json;as=Table;v=v1;g=meta.k8s.io');
+    send(res, code, body);
+  }
+
+  /** POST /flotilla/v1/join: an agent trades the cluster's join token for its node credential. */
+  private async join(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    if (req.method !== 'POST') throw new ApiError('MethodNotAllowed', 'POST a {"nodeName": …} body to join');
+    const expected = this.options.joinToken;
+    const given = /^Bearer\s+(\S+)$/i.exec(req.headers.authorization ?? '')?.[1];
+    if (expected === undefined) throw new ApiError('Forbidden', 'this cluster accepts no agents: its cluster file has no joinToken');
+    if (given !== expected) throw new ApiError('Unauthorized', 'Unauthorized: joining needs the cluster join token as a bearer token');
+    const body = (await readJson(req)) as { nodeName?: unknown };
+    const nodeName = body?.nodeName;
+    if (typeof nodeName !== 'string' || checkDns1123Subdomain(nodeName) !== undefined) throw new ApiError('BadRequest', 'nodeName must be a valid node name (a lowercase RFC 1123 subdomain)');
+    const token = newToken();
+    await this.options.node.write({ type: 'put', key: `/flotilla/nodetokens/${nodeName}`, value: new TextEncoder().encode(hashToken(token)) });
+    this.options.authenticator.setNodeToken(nodeName, hashToken(token));
+    send(res, 200, { nodeName, token });
+  }
+}
+
+function verbOf(method: string, name: string | undefined, watching: boolean): Verb {
+  switch (method) {
+    case 'GET':
+      return name !== undefined ? (watching ? 'watch' : 'get') : watching ? 'watch' : 'list';
+    case 'POST':
+      return 'create';
+    case 'PUT':
+      return 'update';
+    case 'PATCH':
+      return 'patch';
+    case 'DELETE':
+      return name === undefined ? 'deletecollection' : 'delete';
+    default:
+      throw new ApiError('MethodNotAllowed', `method ${method} is not supported`);
+  }
+}
+
+function patchType(contentType: string | undefined): PatchType {
+  const ct = (contentType ?? '').split(';')[0]!.trim();
+  switch (ct) {
+    case 'application/merge-patch+json':
+      return 'merge';
+    case 'application/strategic-merge-patch+json':
+      return 'strategic';
+    case 'application/json-patch+json':
+      return 'json';
+    case 'application/apply-patch+yaml':
+      throw new ApiError('UnsupportedMediaType', 'server-side apply is not supported; use client-side apply (kubectl apply without --server-side)');
+    default:
+      throw new ApiError('UnsupportedMediaType', `the patch content type "${ct}" is not supported; use application/merge-patch+json, application/strategic-merge-patch+json or application/json-patch+json`);
+  }
+}
+
+function deleteOptions(body: unknown, q: URLSearchParams): DeleteOptions {
+  const b = (typeof body === 'object' && body !== null ? body : {}) as Record<string, unknown>;
+  const grace = q.get('gracePeriodSeconds') ?? b['gracePeriodSeconds'];
+  const policy = q.get('propagationPolicy') ?? b['propagationPolicy'];
+  if (policy !== undefined && policy !== null && policy !== 'Orphan' && policy !== 'Background' && policy !== 'Foreground') {
+    throw new ApiError('BadRequest', `propagationPolicy must be Orphan, Background or Foreground, got ${JSON.stringify(policy)}`);
+  }
+  const g = grace === undefined || grace === null ? undefined : Number(grace);
+  if (g !== undefined && (!Number.isInteger(g) || g < 0)) throw new ApiError('BadRequest', 'gracePeriodSeconds must be a non-negative integer');
+  return {
+    ...(g === undefined ? {} : { gracePeriodSeconds: g }),
+    ...(policy === undefined || policy === null ? {} : { propagationPolicy: policy as DeleteOptions['propagationPolicy'] & string }),
+    ...(b['orphanDependents'] === true || q.get('orphanDependents') === 'true' ? { orphanDependents: true } : {}),
+    ...(typeof b['preconditions'] === 'object' && b['preconditions'] !== null ? { preconditions: b['preconditions'] as DeleteOptions['preconditions'] & object } : {}),
+    ...(Array.isArray(b['dryRun']) || q.has('dryRun') ? { dryRun: [...((b['dryRun'] as string[]) ?? []), ...q.getAll('dryRun')] } : {}),
+  };
+}
+
+async function readJson(req: IncomingMessage, optional = false): Promise<unknown> {
+  const chunks: Buffer[] = [];
+  let size = 0;
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) {
+    req.resume();
+    throw new ApiError('RequestEntityTooLarge', `the request body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`);
+  }
+  for await (const chunk of req) {
+    size += (chunk as Buffer).length;
+    if (size > MAX_BODY_BYTES) {
+      req.destroy();
+      throw new ApiError('RequestEntityTooLarge', `the request body exceeds ${MAX_BODY_BYTES} bytes`);
+    }
+    chunks.push(chunk as Buffer);
+  }
+  const text = Buffer.concat(chunks).toString('utf8');
+  if (text.trim() === '') {
+    if (optional) return undefined;
+    throw new ApiError('BadRequest', 'the request needs a JSON body');
+  }
+  const ct = req.headers['content-type'] ?? '';
+  if (/protobuf/.test(ct)) throw new ApiError('UnsupportedMediaType', 'protobuf bodies are not supported; send JSON');
+  try {
+    return JSON.parse(text) as unknown;
+  } catch (err) {
+    throw new ApiError('BadRequest', `the request body is not valid JSON: ${(err as Error).message}`);
+  }
+}
+
+export function send(res: ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {
+  const text = JSON.stringify(body);
+  res.writeHead(code, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-cache, private' });
+  res.end(text);
+}
+
+function toTable(r: ResourceInfo, body: KubeObject | KubeList): Table {
+  const now = Date.now();
+  const items = 'items' in body ? body.items : [body];
+  const meta = 'items' in body ? body.metadata : { resourceVersion: (body as KubeObject).metadata.resourceVersion ?? '' };
+  return {
+    kind: 'Table',
+    apiVersion: 'meta.k8s.io/v1',
+    metadata: meta,
+    columnDefinitions: [...r.columns],
+    rows: items.map((o) => ({ cells: r.row(o, now), object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata } })),
+  };
+}
+

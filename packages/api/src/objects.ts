@@ -1,0 +1,257 @@
+// Kubernetes objects on top of the replicated key-value store: one key per object
+// (`/registry/<resource>/<namespace>/<name>`), JSON values, and the store revision of the
+// object's last change as its resourceVersion. Creates, updates and deletes are
+// transactions, so a stale resourceVersion is a 409 and nothing changes.
+import { isKvError, type KeyValue, type StoreNode, type TxnResponse, type WatchEvent as KvEvent } from '@flotilla/store';
+import { ApiError, conflict, notFound } from './errors.ts';
+import { matches, matchesFields, type FieldRequirement, type Selector } from './labels.ts';
+import { fieldsOf, storeKey, type ResourceInfo } from './resources.ts';
+import type { KubeList, KubeObject, WatchEventType } from './types/meta.ts';
+import { apiVersionOf } from './resources.ts';
+
+const encoder = new TextEncoder();
+const decoder = new TextDecoder();
+
+export function encodeObject(obj: KubeObject): Uint8Array {
+  const { resourceVersion: _, ...meta } = obj.metadata;
+  return encoder.encode(JSON.stringify({ ...obj, metadata: meta }));
+}
+
+export function decodeObject(kv: KeyValue, revision = kv.modRevision): KubeObject {
+  const obj = JSON.parse(decoder.decode(kv.value)) as KubeObject;
+  obj.metadata.resourceVersion = String(revision);
+  return obj;
+}
+
+export interface ListOptions {
+  readonly labels: Selector;
+  readonly fields: readonly FieldRequirement[];
+  readonly limit: number;
+  readonly continueToken: string | undefined;
+  /** "" (the latest, linearizable), "0" (any, from this master), or a revision to read at least. */
+  readonly resourceVersion: string | undefined;
+  readonly resourceVersionMatch: 'NotOlderThan' | 'Exact' | undefined;
+}
+
+interface ContinueToken {
+  readonly rev: number;
+  readonly start: string;
+}
+
+export interface ObjectWatch {
+  cancel(): void;
+}
+
+export interface ObjectWatchSink {
+  /** One change, already filtered and translated (a change leaving the selection is DELETED). */
+  readonly event: (type: WatchEventType, obj: KubeObject, revision: number) => boolean;
+  /** The store has applied `revision` (for bookmarks). */
+  readonly progress: (revision: number) => void;
+  readonly end: (err?: ApiError) => void;
+}
+
+function storeError(err: unknown): ApiError {
+  if (err instanceof ApiError) return err;
+  if (isKvError(err)) {
+    switch (err.code) {
+      case 'compacted':
+        return new ApiError('Expired', `too old resource version: ${err.message}`);
+      case 'timeout':
+      case 'unavailable':
+      case 'not-leader':
+        return new ApiError('ServiceUnavailable', `the cluster could not complete the request in time (${err.message}); retry`, { retryAfterSeconds: 1 });
+      case 'too-large':
+        return new ApiError('RequestEntityTooLarge', err.message);
+      case 'future-revision':
+        return new ApiError('Timeout', `too large resource version: ${err.message}`, { retryAfterSeconds: 1 });
+      default:
+        return new ApiError('InternalError', err.message);
+    }
+  }
+  return new ApiError('InternalError', (err as Error).message ?? String(err));
+}
+
+export class ObjectStore {
+  constructor(private readonly node: StoreNode) {}
+
+  /** The revision this master has applied. */
+  get revision(): number {
+    return this.node.revision;
+  }
+
+  async get(r: ResourceInfo, namespace: string | undefined, name: string, serializable = false): Promise<KubeObject> {
+    try {
+      const res = await this.node.range({ key: storeKey(r, namespace, name) }, { serializable });
+      const kv = res.kvs[0];
+      if (kv === undefined) throw notFound(r.resource, name, r.group);
+      return decodeObject(kv);
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  async list(r: ResourceInfo, namespace: string | undefined, o: ListOptions): Promise<KubeList> {
+    try {
+      const prefix = storeKey(r, namespace);
+      let at: number | undefined;
+      let start = prefix;
+      if (o.continueToken !== undefined && o.continueToken !== '') {
+        const token = parseContinue(o.continueToken, prefix);
+        at = token.rev;
+        start = token.start;
+      } else if (o.resourceVersionMatch === 'Exact' && o.resourceVersion !== undefined) {
+        at = Number(o.resourceVersion);
+      }
+      const serializable = at !== undefined || o.resourceVersion === '0' || (o.resourceVersion !== undefined && o.resourceVersion !== '' && Number(o.resourceVersion) <= this.node.revision);
+      const end = prefixEndOf(prefix);
+      const items: KubeObject[] = [];
+      const limit = o.limit > 0 ? o.limit : Number.POSITIVE_INFINITY;
+      let next: string | undefined;
+      let revision = at;
+      // Read in chunks until the page holds `limit` matching items or the range ends.
+      for (;;) {
+        const chunk = Math.min(Math.max(limit === Number.POSITIVE_INFINITY ? 1000 : limit * 2, 64), 5000);
+        const res = await this.node.range({ key: start, end, limit: chunk, ...(revision === undefined ? {} : { revision }) }, { serializable: serializable || revision !== undefined });
+        revision ??= res.revision;
+        for (const kv of res.kvs) {
+          if (items.length >= limit) {
+            next = kv.key;
+            break;
+          }
+          const obj = decodeObject(kv);
+          if (matches(o.labels, obj.metadata.labels) && matchesFields(o.fields, fieldsOf(r, obj))) items.push(obj);
+        }
+        if (next !== undefined || !res.more) break;
+        start = `${res.kvs[res.kvs.length - 1]!.key}\0`;
+      }
+      return {
+        apiVersion: apiVersionOf(r),
+        kind: `${r.kind}List`,
+        metadata: { resourceVersion: String(revision), ...(next === undefined ? {} : { continue: makeContinue({ rev: revision, start: next }) }) },
+        items,
+      };
+    } catch (err) {
+      if (isKvError(err, 'compacted') && o.continueToken !== undefined) {
+        throw new ApiError('Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      }
+      throw storeError(err);
+    }
+  }
+
+  /** Creates `obj` unless its key exists (409 AlreadyExists). Returns it with its resourceVersion. */
+  async create(r: ResourceInfo, obj: KubeObject): Promise<KubeObject> {
+    const key = storeKey(r, obj.metadata.namespace, obj.metadata.name);
+    let res: TxnResponse;
+    try {
+      res = (await this.node.write({
+        type: 'txn',
+        compare: [{ key, target: 'version', result: 'equal', value: 0 }],
+        success: [{ op: 'put', key, value: encodeObject(obj) }],
+        failure: [],
+      })) as TxnResponse;
+    } catch (err) {
+      throw storeError(err);
+    }
+    if (!res.succeeded) {
+      throw new ApiError('AlreadyExists', `${r.resource}${r.group === '' ? '' : `.${r.group}`} "${obj.metadata.name}" already exists`, { name: obj.metadata.name!, kind: r.resource, ...(r.group === '' ? {} : { group: r.group }) });
+    }
+    return { ...obj, metadata: { ...obj.metadata, resourceVersion: String(res.revision) } };
+  }
+
+  /**
+   * Replaces the object stored at revision `expected` (the resourceVersion the caller read);
+   * 409 Conflict if it changed since, 404 if it is gone.
+   */
+  async update(r: ResourceInfo, obj: KubeObject, expected: number): Promise<KubeObject> {
+    const key = storeKey(r, obj.metadata.namespace, obj.metadata.name);
+    const res = await this.guarded(key, expected, { op: 'put', key, value: encodeObject(obj) });
+    if (res === 'missing') throw notFound(r.resource, obj.metadata.name!, r.group);
+    if (res === 'conflict') throw conflict(r.resource, obj.metadata.name!, r.group);
+    return { ...obj, metadata: { ...obj.metadata, resourceVersion: String(res) } };
+  }
+
+  /** Deletes the object if it is still at revision `expected`. Returns the deletion revision. */
+  async delete(r: ResourceInfo, namespace: string | undefined, name: string, expected: number): Promise<number> {
+    const key = storeKey(r, namespace, name);
+    const res = await this.guarded(key, expected, { op: 'deleteRange', key });
+    if (res === 'missing') throw notFound(r.resource, name, r.group);
+    if (res === 'conflict') throw conflict(r.resource, name, r.group);
+    return res;
+  }
+
+  private async guarded(key: string, expected: number, op: { op: 'put'; key: string; value: Uint8Array } | { op: 'deleteRange'; key: string }): Promise<number | 'missing' | 'conflict'> {
+    let res: TxnResponse;
+    try {
+      res = (await this.node.write({
+        type: 'txn',
+        compare: [{ key, target: 'modRevision', result: 'equal', value: expected }],
+        success: [op],
+        failure: [{ op: 'range', key, countOnly: true }],
+      })) as TxnResponse;
+    } catch (err) {
+      throw storeError(err);
+    }
+    if (res.succeeded) return res.revision;
+    const found = res.responses[0];
+    return found?.op === 'range' && found.count === 0 ? 'missing' : 'conflict';
+  }
+
+  /**
+   * Watches a collection from after `afterRevision` (so from `afterRevision + 1`), delivering
+   * Kubernetes watch events. Throws ApiError Expired (410) when that history is compacted.
+   */
+  watch(r: ResourceInfo, namespace: string | undefined, labels: Selector, fields: readonly FieldRequirement[], afterRevision: number, sink: ObjectWatchSink): ObjectWatch {
+    const prefix = storeKey(r, namespace);
+    const selected = (obj: KubeObject | undefined): boolean => obj !== undefined && matches(labels, obj.metadata.labels) && matchesFields(fields, fieldsOf(r, obj));
+    try {
+      const w = this.node.watch(
+        { key: prefix, prefix: true, startRevision: afterRevision + 1, prevKv: true },
+        {
+          deliver: (batch) => {
+            for (const e of batch.events) if (!this.translate(e, batch.revision, selected, sink)) return false;
+            sink.progress(batch.revision);
+            return true;
+          },
+          end: (err) => sink.end(err === undefined ? undefined : storeError(err)),
+        },
+      );
+      return { cancel: w.cancel };
+    } catch (err) {
+      throw storeError(err);
+    }
+  }
+
+  private translate(e: KvEvent, revision: number, selected: (o: KubeObject | undefined) => boolean, sink: ObjectWatchSink): boolean {
+    const before = e.prevKv === undefined ? undefined : decodeObject(e.prevKv);
+    if (e.type === 'delete') {
+      if (!selected(before)) return true;
+      before!.metadata.resourceVersion = String(revision);
+      return sink.event('DELETED', before!, revision);
+    }
+    const after = decodeObject(e.kv);
+    const was = selected(before);
+    const is = selected(after);
+    if (is) return sink.event(was ? 'MODIFIED' : 'ADDED', after, revision);
+    // The object left the selection: for this watcher it is gone.
+    if (was) return sink.event('DELETED', { ...after }, revision);
+    return true;
+  }
+}
+
+function prefixEndOf(prefix: string): string {
+  return prefix.slice(0, -1) + String.fromCharCode(prefix.charCodeAt(prefix.length - 1) + 1);
+}
+
+function makeContinue(t: ContinueToken): string {
+  return Buffer.from(JSON.stringify(t)).toString('base64url');
+}
+
+function parseContinue(token: string, prefix: string): ContinueToken {
+  try {
+    const t = JSON.parse(Buffer.from(token, 'base64url').toString('utf8')) as ContinueToken;
+    if (Number.isSafeInteger(t.rev) && t.rev > 0 && typeof t.start === 'string' && t.start.startsWith(prefix)) return t;
+  } catch {
+    // fall through
+  }
+  throw new ApiError('BadRequest', 'the continue token is not valid for this list; start the list again without it');
+}
