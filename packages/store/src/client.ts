@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { Dialer, makeCredential, silentLogger, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
+import { Dialer, isWireError, makeCredential, silentLogger, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
 import { KV_ERROR_CODES, KvError, isKvError, type KvErrorCode } from './errors.ts';
 import type {
   Compare,
@@ -137,9 +137,7 @@ export interface Watch {
  */
 export class KvClient {
   private readonly endpoints: Endpoint[];
-  private readonly clientId = `c-${randomBytes(8).toString('hex')}`;
-  private seq = 0;
-  private readonly inFlight = new Set<number>();
+  private session = newSession();
   private nextFrameId = 1;
   private leaderName: string | null = null;
   private rotation = 0;
@@ -196,13 +194,18 @@ export class KvClient {
 
   /** Any write, applied exactly once however often it is retried. */
   async write(request: WriteRequest): Promise<WriteResponse> {
-    const seq = ++this.seq;
-    this.inFlight.add(seq);
+    const session = this.session;
+    const seq = ++session.seq;
+    session.inFlight.add(seq);
     try {
-      const session = { client: this.clientId, seq, firstUnacked: Math.min(...this.inFlight) };
-      return (await this.call({ op: 'write', request, session, timeoutMs: this.attemptTimeoutMs })) as WriteResponse;
+      const s = { client: session.id, seq, firstUnacked: session.inFlight.values().next().value! };
+      return (await this.call({ op: 'write', request, session: s, timeoutMs: this.attemptTimeoutMs })) as WriteResponse;
+    } catch (err) {
+      // The cluster forgot this session: later writes go out under a new one (this one fails).
+      if (isKvError(err, 'session-expired') && this.session === session) this.session = newSession();
+      throw err;
     } finally {
-      this.inFlight.delete(seq);
+      session.inFlight.delete(seq);
     }
   }
 
@@ -354,7 +357,17 @@ export class KvClient {
           reject(err);
         },
       });
-      if (!conn.send({ t: 'req', id, ...request })) {
+      let sent: boolean;
+      try {
+        sent = conn.send({ t: 'req', id, ...request });
+      } catch (err) {
+        if (!isWireError(err, 'frame-too-large')) throw err;
+        clearTimeout(timer);
+        ep.pending.delete(id);
+        reject(new KvError('too-large', `the request is too large to send: ${err.message}`));
+        return;
+      }
+      if (!sent) {
         clearTimeout(timer);
         ep.pending.delete(id);
         reject(new KvError('unavailable', `${ep.url} is not accepting requests`));
@@ -394,4 +407,19 @@ function withPath(url: string): string {
 function toKvError(e: { code: KvErrorCode; message: string; leader?: string }): KvError {
   const code = (KV_ERROR_CODES as readonly string[]).includes(e.code) ? e.code : 'unavailable';
   return new KvError(code, e.message, e.leader);
+}
+
+/**
+ * The identity under which writes are applied exactly once (thesis §6.3): a random client id,
+ * the last sequence number used, and the sequence numbers in flight (added in increasing
+ * order, so the first is the oldest unacknowledged one).
+ */
+interface ClientSession {
+  readonly id: string;
+  seq: number;
+  readonly inFlight: Set<number>;
+}
+
+function newSession(): ClientSession {
+  return { id: `c-${randomBytes(8).toString('hex')}`, seq: 0, inFlight: new Set() };
 }

@@ -19,6 +19,12 @@ export const KV_ERROR_CODES = [
   'closed',
   /** A watcher did not keep up with its events and was cancelled; watch again from its last revision. */
   'slow-consumer',
+  /**
+   * The cluster no longer remembers this client's session (it keeps the most recently used
+   * ones), so it cannot tell whether an earlier attempt of the write was applied: the write
+   * was refused; check the state and write again (the client starts a new session).
+   */
+  'session-expired',
 ] as const;
 
 export type KvErrorCode = (typeof KV_ERROR_CODES)[number];

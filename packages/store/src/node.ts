@@ -21,7 +21,7 @@ import { MvccStore, type ApplyOutcome, type MvccSnapshot } from './kv/mvcc.ts';
 import type { RangeRequest, RangeResponse, Session, WatchRequest, WriteRequest, WriteResponse } from './kv/types.ts';
 import { validateRange, validateWatch, validateWrite } from './kv/validate.ts';
 import { LeaseClock } from './leases.ts';
-import { ReadQueue, WriteQueue } from './pipeline.ts';
+import { ReadQueue, WriteQueue, sendsBeforePersisting } from './pipeline.ts';
 import { PeerTransport } from './transport.ts';
 import { WatchHub, type WatchSink } from './watch-hub.ts';
 
@@ -116,9 +116,10 @@ export class StoreNode extends EventEmitter<Events> {
   private readonly reads = new ReadQueue();
   private readonly leases = new LeaseClock();
   private readonly members = new Map<NodeId, MemberContext>();
-  private readonly ownClient = `node-${randomBytes(6).toString('hex')}`;
-  private ownSeq = 0;
-  private readonly ownInFlight = new Set<number>();
+  /** The session of this master's own writes (the API server's): see KvClient's. */
+  private own = { id: `node-${randomBytes(6).toString('hex')}`, seq: 0, inFlight: new Set<number>() };
+  /** Names this process's read-index requests (see ReadQueue.nextBatch). */
+  private readonly readPrefix: string;
   private leader: NodeId | null = null;
   private leaderTerm = 0;
   private isLeader = false;
@@ -141,6 +142,7 @@ export class StoreNode extends EventEmitter<Events> {
     this.store = store;
     this.watches = new WatchHub(store);
     this.lastSnapshotIndex = storage.snapshot().metadata.index;
+    this.readPrefix = `${options.id}.${randomBytes(6).toString('hex')}`;
     for (const m of options.members) this.members.set(m.id, { peerUrl: m.peerUrl });
   }
 
@@ -226,20 +228,25 @@ export class StoreNode extends EventEmitter<Events> {
   async write(request: WriteRequest, session?: Session, timeoutMs = this.options.requestTimeoutMs ?? 5000): Promise<WriteResponse> {
     this.assertOpen();
     const req = validateWrite(request);
-    let own: number | undefined;
-    let s = session;
-    if (s === undefined) {
-      own = ++this.ownSeq;
-      this.ownInFlight.add(own);
-      s = { client: this.ownClient, seq: own, firstUnacked: Math.min(...this.ownInFlight) };
+    const own = session === undefined ? this.own : undefined;
+    let s: Session;
+    if (own === undefined) s = session!;
+    else {
+      const seq = ++own.seq;
+      own.inFlight.add(seq);
+      // In-flight sequence numbers are added in increasing order: the first is the oldest.
+      s = { client: own.id, seq, firstUnacked: own.inFlight.values().next().value! };
     }
     const data = encodeCommand({ session: s, request: req });
     try {
       const pending = this.writes.submit(`${s.client}:${s.seq}`, data, Date.now() + timeoutMs);
       this.schedule();
       return unwrap(await pending);
+    } catch (err) {
+      if (own !== undefined && isKvError(err, 'session-expired') && this.own === own) this.own = { id: `node-${randomBytes(6).toString('hex')}`, seq: 0, inFlight: new Set() };
+      throw err;
     } finally {
-      if (own !== undefined) this.ownInFlight.delete(own);
+      own?.inFlight.delete(s.seq);
     }
   }
 
@@ -400,6 +407,8 @@ export class StoreNode extends EventEmitter<Events> {
     this.writes.expire(now);
     this.reads.expire(now);
     this.reads.retryInFlight(now - 2 * this.options.electionTicks * this.options.tickMs);
+    // Generous, so a leader that is merely slow is not sent every write twice.
+    if (!this.isLeader) this.writes.requeueStale(now - 5 * this.options.electionTicks * this.options.tickMs);
     if (this.isLeader) this.leaderDuties(now);
     this.schedule();
   }
@@ -437,7 +446,7 @@ export class StoreNode extends EventEmitter<Events> {
 
   private proposeQueued(): void {
     while (this.writes.hasQueued()) {
-      const batch = this.writes.take(MAX_BATCH_BYTES);
+      const batch = this.writes.take(MAX_BATCH_BYTES, Date.now());
       try {
         const result = this.raw.proposeAll(batch.map((w) => ({ type: 'normal' as const, data: w.data })));
         if (result.kind === 'appended') this.writes.appended(batch, result.index, result.term);
@@ -452,7 +461,7 @@ export class StoreNode extends EventEmitter<Events> {
   }
 
   private requestReadIndex(): void {
-    const ctx = this.reads.nextBatch(this.id, Date.now());
+    const ctx = this.reads.nextBatch(this.readPrefix, Date.now());
     if (ctx === undefined) return;
     try {
       this.raw.readIndex(ctx);
@@ -463,12 +472,11 @@ export class StoreNode extends EventEmitter<Events> {
   }
 
   private async handleReady(rd: Ready): Promise<void> {
-    // A leader's messages never depend on what this Ready persists: its term and vote were
-    // synced when it campaigned, and it counts its own new entries only toward commits that
-    // nothing will announce before the next Ready, which waits for this write. So it sends
-    // first and its disk write overlaps the followers' (thesis §10.2.1, as etcd does).
+    // A leader sends first, so its disk write overlaps the followers' (thesis §10.2.1, as etcd
+    // does), unless a message announces a commit beyond its disk (see sendsBeforePersisting).
     const leading = rd.softState === undefined ? this.isLeader : rd.softState.role === 'leader';
-    if (leading) for (const m of rd.messages) this.transport?.send(m);
+    const sendFirst = sendsBeforePersisting(rd, leading, this.storage.lastIndex());
+    if (sendFirst) for (const m of rd.messages) this.transport?.send(m);
     // Committed entries already on disk need not wait for this Ready's write.
     let applied = 0;
     if (rd.snapshot === undefined) {
@@ -483,7 +491,7 @@ export class StoreNode extends EventEmitter<Events> {
     if (rd.entries.length > 0) this.storage.append(rd.entries);
     if (rd.hardState !== undefined) this.storage.setHardState(rd.hardState);
     // 2. Send.
-    if (!leading) for (const m of rd.messages) this.transport?.send(m);
+    if (!sendFirst) for (const m of rd.messages) this.transport?.send(m);
     // 3. Apply.
     if (rd.snapshot !== undefined) this.installSnapshot(rd.snapshot);
     for (let i = applied; i < rd.committedEntries.length; i++) this.apply(rd.committedEntries[i]!);
@@ -524,8 +532,6 @@ export class StoreNode extends EventEmitter<Events> {
       else this.leases.forget(req.id);
     } else if (req.type === 'leaseRevoke') {
       this.leases.forget(req.id);
-    } else if (req.type === 'compact') {
-      this.compacting = false;
     }
   }
 
@@ -555,6 +561,8 @@ export class StoreNode extends EventEmitter<Events> {
   private installSnapshot(snapshot: Snapshot): void {
     const state = decodeSnapshot(snapshot.data) as StateSnapshot;
     this.store = MvccStore.fromSnapshot(state.kv);
+    // The snapshot's membership replaces ours: members removed meanwhile are gone from it.
+    this.members.clear();
     for (const [id, m] of state.members) this.members.set(id, m);
     this.updatePeers();
     this.watches.replaceStore(this.store);
@@ -594,9 +602,12 @@ export class StoreNode extends EventEmitter<Events> {
     const keep = this.options.historyRevisions ?? 20_000;
     if (!this.compacting && this.store.revision - this.store.compactedRevision > 2 * keep) {
       this.compacting = true;
-      this.write({ type: 'compact', revision: this.store.revision - keep }).catch(() => {
+      // Settled either way (applied, refused, timed out, or this master stepped down): the
+      // next leader duty looks again.
+      const settle = (): void => {
         this.compacting = false;
-      });
+      };
+      this.write({ type: 'compact', revision: this.store.revision - keep }).then(settle, settle);
     }
   }
 
@@ -670,3 +681,4 @@ function raftToKv(err: unknown): KvError {
       return new KvError('unavailable', err.message);
   }
 }
+

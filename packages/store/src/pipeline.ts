@@ -1,5 +1,6 @@
 import { KvError } from './errors.ts';
 import type { ApplyOutcome } from './kv/mvcc.ts';
+import type { Message, Ready } from '@flotilla/raft';
 
 // The two queues between clients and the Raft loop: writes waiting to be proposed and applied,
 // and linearizable reads waiting for a read index and then for the apply to catch up.
@@ -15,6 +16,8 @@ interface PendingWrite {
   readonly waiters: Waiter<ApplyOutcome>[];
   deadline: number;
   proposed: boolean;
+  /** When it was last handed to Raft (proposed here, or forwarded to the leader). */
+  proposedAt: number;
 }
 
 /**
@@ -37,7 +40,7 @@ export class WriteQueue {
         existing.deadline = Math.max(existing.deadline, deadline);
         return;
       }
-      const write: PendingWrite = { key, data, waiters: [{ resolve, reject }], deadline, proposed: false };
+      const write: PendingWrite = { key, data, waiters: [{ resolve, reject }], deadline, proposed: false, proposedAt: 0 };
       this.byKey.set(key, write);
       this.queued.push(write);
     });
@@ -48,7 +51,7 @@ export class WriteQueue {
   }
 
   /** Removes and returns queued writes, up to `maxBytes` of commands (at least one). */
-  take(maxBytes: number): { key: string; data: Uint8Array }[] {
+  take(maxBytes: number, now: number): { key: string; data: Uint8Array }[] {
     let bytes = 0;
     let n = 0;
     while (n < this.queued.length && (n === 0 || bytes + this.queued[n]!.data.byteLength <= maxBytes)) {
@@ -56,7 +59,10 @@ export class WriteQueue {
       n++;
     }
     const batch = this.queued.splice(0, n);
-    for (const w of batch) w.proposed = true;
+    for (const w of batch) {
+      w.proposed = true;
+      w.proposedAt = now;
+    }
     return batch;
   }
 
@@ -95,6 +101,15 @@ export class WriteQueue {
   requeueProposed(): void {
     this.expected.clear();
     for (const w of this.byKey.values()) if (w.proposed) this.requeue(w);
+  }
+
+  /**
+   * A follower forwards proposals to the leader without an answer; one dropped on the way
+   * (a full connection, a leader that refused it) would wait out its deadline. Writes handed
+   * over before `before` and not applied yet are proposed again.
+   */
+  requeueStale(before: number): void {
+    for (const w of this.byKey.values()) if (w.proposed && w.proposedAt < before) this.requeue(w);
   }
 
   private requeue(w: PendingWrite): void {
@@ -143,6 +158,8 @@ export class ReadQueue {
   /** A read index should be requested now: returns its context, or undefined if not needed yet. */
   nextBatch(prefix: string, now: number): string | undefined {
     if (this.inFlight !== undefined || this.waiting.length === 0) return undefined;
+    // The prefix must be unique to this process (the node id alone is not: a leader may still
+    // hold a read its previous incarnation asked for under the same counter value).
     const ctx = `${prefix}:${++this.nextCtx}`;
     this.inFlight = { ctx, reads: this.waiting, since: now };
     this.waiting = [];
@@ -194,5 +211,29 @@ export class ReadQueue {
     this.waiting = [];
     this.inFlight = undefined;
     this.ready = [];
+  }
+}
+
+/**
+ * May this Ready's messages leave before its entries are on disk? A leader's may (thesis
+ * §10.2.1): its term and vote were synced when it campaigned, and a commit that counts its
+ * own new entries is announced only in a later Ready, which waits for this write. Except
+ * when a message already announces a commit (or read index) beyond what is on disk
+ * (`stable`): a leader that is the only voter commits its new entries at once, and a learner
+ * or a follower's read must not act on entries that a crash before the fsync would lose.
+ */
+export function sendsBeforePersisting(rd: Ready, leading: boolean, stable: number): boolean {
+  return leading && rd.messages.every((m) => !announcesBeyond(m, stable));
+}
+
+function announcesBeyond(m: Message, stable: number): boolean {
+  switch (m.type) {
+    case 'append':
+    case 'heartbeat':
+      return m.commit > stable;
+    case 'readIndexResponse':
+      return m.index > stable;
+    default:
+      return false;
   }
 }

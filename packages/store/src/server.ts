@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { CLOSE, WireServer, isWireError, secretAuthenticator, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
+import { CLOSE, WireServer, encodeFrame, isWireError, secretAuthenticator, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
 import { KvError, isKvError } from './errors.ts';
 import type { RevisionEvents } from './kv/mvcc.ts';
 import { validateRange, validateSession, validateWatch, validateWrite } from './kv/validate.ts';
@@ -177,15 +177,22 @@ export class KvServer {
       // Sent before any event: the first revision the watch covers, for resuming without gaps.
       let started = false;
       const pending: Frame[] = [];
-      const send = (f: Frame): boolean => (started ? conn.send(f) : (pending.push(f), true));
+      const tooLarge = (revision: number): KvError => new KvError('too-large', `the events of revision ${revision} exceed the ${MAX_FRAME_BYTES}-byte frame limit`);
       const watch = this.node.watch(validateWatch(request), {
         // A watcher whose events pile up is ended (slow-consumer), not buffered without bound.
         deliver: (batch: RevisionEvents) => {
+          const frame: Frame = { t: 'events', id, revision: batch.revision, events: batch.events as unknown as Frame[] };
+          if (!started) {
+            // The backlog, replayed before watchStarted can go out: held here, so checked here.
+            if (encodeFrame(frame).byteLength > MAX_FRAME_BYTES) throw tooLarge(batch.revision);
+            pending.push(frame);
+            return true;
+          }
           try {
-            return send({ t: 'events', id, revision: batch.revision, events: batch.events as unknown as Frame[] });
+            return conn.send(frame);
           } catch (err) {
             if (!isWireError(err, 'frame-too-large')) throw err;
-            throw new KvError('too-large', `the events of revision ${batch.revision} exceed the ${MAX_FRAME_BYTES}-byte frame limit`);
+            throw tooLarge(batch.revision);
           }
         },
         end: (err) => {
@@ -198,7 +205,10 @@ export class KvServer {
       reply({ t: 'watchStarted', id, from: watch.from });
       started = true;
       for (const f of pending) reply(f);
-      if (!pending.some((f) => f['t'] === 'watchEnd')) watches.set(id, watch.cancel);
+      if (pending.some((f) => f['t'] === 'watchEnd')) return;
+      // The flush may have closed the connection (a client not reading): then nobody is left to cancel it.
+      if (conn.open) watches.set(id, watch.cancel);
+      else watch.cancel();
     } catch (err) {
       if (!isKvError(err)) throw err;
       reply({ t: 'watchEnd', id, error: { code: err.code, message: err.message } });

@@ -102,8 +102,8 @@ export class WatchHub {
     try {
       delivered = w.sink.deliver({ revision: batch.revision, events });
     } catch (err) {
-      if (!isKvError(err)) throw err;
-      this.end(id, err);
+      // A sink that fails ends its own watch, never the apply loop that published the revision.
+      this.end(id, isKvError(err) ? err : new KvError('unavailable', `the watch failed on this master (${(err as Error).message}); watch again from revision ${batch.revision}`));
       return false;
     }
     if (delivered) return true;

@@ -91,6 +91,26 @@ test('a watch from a compacted revision ends with a clear compacted error', asyn
   await assert.rejects(client.get('/c', { revision: 2 }), (e: unknown) => e instanceof KvError && e.code === 'compacted');
 });
 
+test('a watch whose replayed history holds a revision too large for one frame ends with too-large; the master serves on', async () => {
+  const c = await cluster(['solo']);
+  const client = c.client({ timeoutMs: 8000 });
+  const big = new Uint8Array(1500 * 1024).fill(7);
+  await client.put('/big/1', big);
+  await client.put('/big/2', big);
+  // One revision overwriting both: with prevKv its events are about 6 MB, over the 4 MB frame.
+  await client.txn([], [{ op: 'put', key: '/big/1', value: big }, { op: 'put', key: '/big/2', value: big }]);
+  const err = await new Promise<KvError>((resolve) => client.watch({ key: '/big/', prefix: true, startRevision: 1, prevKv: true }, { onEvents: () => undefined, onError: resolve }));
+  assert.equal(err.code, 'too-large');
+  assert.match(err.message, /frame limit/);
+  assert.equal(c.node('solo').status().watchers, 0, 'the failed watch is not left registered');
+  // The same master still answers, and a watch that fits works.
+  const put = await client.put('/small', enc('ok'));
+  const events = await new Promise<readonly WatchEvent[]>((resolve) => {
+    const w = client.watch({ key: '/small', startRevision: put.revision }, { onEvents: (_rev, e) => (w.cancel(), resolve(e)) });
+  });
+  assert.equal(dec(events[0]!.kv.value), 'ok');
+});
+
 test('keys attached to a lease are deleted when the leader sees it expire; keep-alives hold it', async () => {
   const c = await cluster();
   const client = c.client();

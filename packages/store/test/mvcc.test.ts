@@ -123,6 +123,21 @@ describe('transactions', () => {
     assert.equal(JSON.stringify(s.toSnapshot().keys), before);
     assert.equal(s.revision, 2);
   });
+
+  test('a range in a transaction reads at the revision it names, or is refused when that is compacted', () => {
+    const s = new MvccStore();
+    const r1 = ok(apply(s, { type: 'put', key: 'k', value: enc('one') })).revision;
+    ok(apply(s, { type: 'put', key: 'k', value: enc('two') }));
+    const read = ok(apply(s, { type: 'txn', compare: [], success: [{ op: 'range', key: 'k', revision: r1 }, { op: 'range', key: 'k' }], failure: [] }));
+    assert.equal(dec(read.responses[0].kvs[0].value), 'one');
+    assert.equal(dec(read.responses[1].kvs[0].value), 'two');
+    ok(apply(s, { type: 'compact', revision: s.revision }));
+    const old = apply(s, { type: 'txn', compare: [], success: [{ op: 'put', key: 'x', value: enc('1') }, { op: 'range', key: 'k', revision: r1 }], failure: [] });
+    assert.ok(!old.ok && old.code === 'compacted');
+    const future = apply(s, { type: 'txn', compare: [], success: [{ op: 'range', key: 'k', revision: 99 }], failure: [] });
+    assert.ok(!future.ok && future.code === 'future-revision');
+    assert.equal(s.range({ key: 'x' }).count, 0, 'the refused transaction wrote nothing');
+  });
 });
 
 describe('leases', () => {
@@ -180,17 +195,34 @@ describe('sessions, determinism, snapshots', () => {
     assert.equal(dec(s.range({ key: 'k' }).kvs[0]!.value), 'b');
   });
 
+  test('a session the store has forgotten is refused with session-expired, never applied twice', () => {
+    const s = new MvccStore();
+    const put = (client: string, seq: number, firstUnacked: number, value: string): ApplyOutcome => s.applyCommand({ session: { client, seq, firstUnacked }, request: { type: 'put', key: `k/${client}`, value: enc(value) } });
+    assert.ok(put('old', 1, 1, 'a').ok);
+    assert.ok(put('old', 2, 1, 'b').ok); // 2 applied; its answer is lost, so the client will retry it
+    // Ten thousand other clients write: the least recently used session, 'old', is forgotten.
+    for (let i = 0; i < 10_000; i++) assert.ok(put(`c${i}`, 1, 1, 'x').ok);
+    const revision = s.revision;
+    const retry = put('old', 2, 2, 'b');
+    assert.ok(!retry.ok && retry.code === 'session-expired', 'the retry is refused, not run again');
+    assert.match(retry.message, /no longer remembers the session/);
+    assert.equal(s.revision, revision, 'nothing was applied');
+    // A new session (request 1 outstanding) is accepted; so are sessions still remembered.
+    assert.ok(put('fresh', 1, 1, 'y').ok);
+    assert.deepEqual(put('c9999', 1, 1, 'x'), { ok: true, response: { revision: revision } }, 'a remembered session gets its first answer');
+  });
+
   test('a store rebuilt from its snapshot answers and continues exactly like the original', () => {
     const s = new MvccStore();
     const { id } = ok(apply(s, { type: 'leaseGrant', ttl: 5 }));
     ok(apply(s, { type: 'put', key: 'a', value: enc('1'), lease: id }));
     ok(apply(s, { type: 'put', key: 'b', value: enc('2') }));
-    s.applyCommand({ session: { client: 'c', seq: 7, firstUnacked: 7 }, request: { type: 'put', key: 'b', value: enc('3') } });
+    s.applyCommand({ session: { client: 'c', seq: 1, firstUnacked: 1 }, request: { type: 'put', key: 'b', value: enc('3') } });
     s.noteApplied(1, 1, enc('x'));
     const copy = MvccStore.fromSnapshot(s.toSnapshot());
     assert.equal(copy.appliedHash, s.appliedHash);
     for (const store of [s, copy]) {
-      assert.deepEqual(store.applyCommand({ session: { client: 'c', seq: 7, firstUnacked: 7 }, request: { type: 'put', key: 'b', value: enc('3') } }), { ok: true, response: { revision: 4 } });
+      assert.deepEqual(store.applyCommand({ session: { client: 'c', seq: 1, firstUnacked: 1 }, request: { type: 'put', key: 'b', value: enc('3') } }), { ok: true, response: { revision: 4 } });
       ok(apply(store, { type: 'leaseRevoke', id }));
     }
     assert.deepEqual(copy.toSnapshot(), s.toSnapshot());
@@ -204,5 +236,29 @@ describe('sessions, determinism, snapshots', () => {
     b.noteApplied(1, 1, enc('y'));
     b.noteApplied(2, 1, enc('x'));
     assert.notEqual(a.appliedHash, b.appliedHash);
+  });
+
+  test('a malformed command in the log is refused and changes nothing, instead of stopping the apply loop', () => {
+    const s = new MvccStore();
+    ok(apply(s, { type: 'put', key: 'k', value: enc('v') }));
+    const before = s.toSnapshot();
+    const poison: unknown[] = [
+      { type: 'txn', compare: [null], success: [], failure: [] },
+      { type: 'txn', compare: [], success: [null], failure: [] },
+      { type: 'txn', compare: [], success: [{ op: 'put', key: 'k', value: enc('x') }, { op: 'put' }], failure: [] },
+      { type: 'deleteRange', key: 'a', prefix: true, end: 5 },
+      { type: 'put', key: 'a', value: enc('1'), lease: 'x' },
+      { type: 'put', key: 7, value: enc('1') },
+      { type: 'launch-missiles' },
+    ];
+    for (const request of poison) {
+      const out = s.applyCommand({ request: request as WriteRequest });
+      assert.ok(!out.ok, `${JSON.stringify(request)} is refused`);
+      assert.match(out.message, /malformed command/);
+    }
+    const badSession = s.applyCommand({ session: { client: '', seq: -1, firstUnacked: 0 }, request: { type: 'put', key: 'k', value: enc('y') } } as Command);
+    assert.ok(!badSession.ok);
+    assert.deepEqual(s.toSnapshot(), before, 'nothing changed');
+    ok(apply(s, { type: 'put', key: 'k', value: enc('after') }));
   });
 });

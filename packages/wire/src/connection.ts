@@ -25,6 +25,7 @@ export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
   invalidData: 1007,
+  internalError: 1011,
   tooBig: 1009,
   heartbeatTimeout: 4000,
   slowConsumer: 4001,
@@ -134,7 +135,14 @@ export class WireConnection extends EventEmitter<Events> {
       this.reject(CLOSE.invalidData, err.message);
       return;
     }
-    this.emit('frame', frame);
+    try {
+      this.emit('frame', frame);
+    } catch (err) {
+      // A handler that fails on a frame is a bug on this side, not the peer's; it costs this
+      // connection, never the process (which serves every other connection).
+      this.options.logger.error({ remote: this.remote, err: (err as Error).stack ?? String(err) }, 'frame handler failed; closing the connection');
+      this.close(CLOSE.internalError, 'internal error');
+    }
   }
 
   /** Closes this connection because the peer broke the protocol; logs why. */

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import sortedBtree from 'sorted-btree';
 import { KvError, type KvErrorCode } from '../errors.ts';
 import { boundsOf, checkKey, inBounds, MAX_VALUE_BYTES, type Bounds } from './keyrange.ts';
+import { validateSession, validateWrite } from './validate.ts';
 import type {
   Command,
   Compare,
@@ -106,7 +107,18 @@ export class MvccStore {
   // Writes.
 
   /** Applies one replicated command; a session's retry gets the first attempt's outcome. */
-  applyCommand(cmd: Command): ApplyOutcome {
+  applyCommand(entry: Command): ApplyOutcome {
+    // Masters validate before proposing, but the log is input too (a peer of another version,
+    // or anyone holding the cluster secret, can put anything in it): a command that does not
+    // validate is refused, the same way on every master, instead of breaking the apply loop.
+    let cmd: Command;
+    try {
+      const session = validateSession(entry.session);
+      cmd = { request: validateWrite(entry.request), ...(session === undefined ? {} : { session }) };
+    } catch (err) {
+      if (err instanceof KvError) return refuse(err.code, `the log holds a malformed command, refused: ${err.message}`);
+      throw err;
+    }
     const s = cmd.session;
     if (s === undefined) return this.execute(cmd.request);
     let session = this.sessions.get(s.client);
@@ -121,6 +133,11 @@ export class MvccStore {
         this.sessions.set(s.client, session);
         return cached;
       }
+    } else if (s.firstUnacked > 1) {
+      // A session starts with request 1 outstanding. One that claims earlier requests were
+      // acknowledged but is unknown here was forgotten (evicted below): a retry of an applied
+      // write would run twice, so refuse rather than guess.
+      return refuse('session-expired', `the cluster no longer remembers the session of client ${s.client} (it keeps the ${MAX_SESSIONS} most recently used); the write was not applied now, an earlier attempt may have been: check, then write again`);
     } else {
       session = { floor: 0, responses: new Map() };
     }
@@ -166,7 +183,9 @@ export class MvccStore {
       }
     } catch (err) {
       if (err instanceof KvError) return refuse(err.code, err.message);
-      throw err;
+      // Commands are validated, so this is a bug; it happens alike on every master (same
+      // entry, same state), so refusing keeps them identical where throwing would stop them all.
+      return refuse('invalid-request', `the write could not be applied: ${(err as Error).message}`);
     }
   }
 
@@ -260,6 +279,10 @@ export class MvccStore {
         deletes.push(boundsOf(op));
       } else if (op.op === 'range') {
         boundsOf(op);
+        const at = op.revision ?? 0;
+        if (!Number.isSafeInteger(at) || at < 0) return refuse('invalid-request', 'revision must be a non-negative integer');
+        if (at > this.revisionNow) return refuse('future-revision', `revision ${at} is newer than the store (${this.revisionNow})`);
+        if (at !== 0 && at < this.compactedAt) return refuse('compacted', `revision ${at} was compacted (oldest readable is ${this.compactedAt})`);
       } else {
         return refuse('invalid-request', `unknown transaction operation ${JSON.stringify((op as { op: unknown }).op)}`);
       }
@@ -277,7 +300,8 @@ export class MvccStore {
       case 'deleteRange':
         return { op: 'deleteRange', ...this.deleteRange(w, op) };
       case 'range':
-        return { op: 'range', ...this.rangeAt(op, this.revisionNow + (w.events.length > 0 ? 1 : 0)) };
+        // At the revision it names (checked in checkOps), else seeing the transaction's own writes so far.
+        return { op: 'range', ...this.rangeAt(op, (op.revision ?? 0) > 0 ? op.revision! : this.revisionNow + (w.events.length > 0 ? 1 : 0)) };
       default:
         throw new KvError('invalid-request', `unknown transaction operation ${JSON.stringify((op as { op: unknown }).op)}`);
     }
@@ -469,7 +493,7 @@ export class MvccStore {
     store.hash = s.hash;
     store.appliedAt = s.appliedIndex;
     for (const [k, v] of s.keys) store.index.set(k, v.slice());
-    store.history.push(...s.history);
+    for (const batch of s.history) store.history.push(batch);
     for (const [id, ttl, keys] of s.leases) store.leases.set(id, { ttl, keys: new Set(keys) });
     for (const [client, floor, responses] of s.sessions) store.sessions.set(client, { floor, responses: new Map(responses) });
     return store;
