@@ -1,5 +1,5 @@
 import type { IncomingMessage } from 'node:http';
-import { CLOSE, WireServer, encodeFrame, isWireError, secretAuthenticator, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
+import { CLOSE, InFlightLimit, WireServer, encodeFrame, isWireError, secretAuthenticator, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
 import { KvError, isKvError } from './errors.ts';
 import type { RevisionEvents } from './kv/mvcc.ts';
 import { validateRange, validateSession, validateWatch, validateWrite } from './kv/validate.ts';
@@ -65,8 +65,7 @@ export class KvServer {
   }
 
   private serve(conn: WireConnection, logger: Logger): void {
-    let inFlight = 0;
-    let paused = false;
+    const limit = new InFlightLimit(conn, MAX_IN_FLIGHT);
     const watches = new Map<number, () => void>();
     const reply = (frame: Frame): void => {
       let sent: boolean;
@@ -78,13 +77,6 @@ export class KvServer {
         sent = conn.send({ t: 'res', id: frame['id'], ok: false, error: { code: 'too-large', message: `the response is larger than the ${MAX_FRAME_BYTES}-byte frame limit; ask again with a limit and read it in pages` }, ...this.header() });
       }
       if (!sent) conn.reject(CLOSE.slowConsumer, 'the client is not reading its responses');
-    };
-    const done = (): void => {
-      inFlight--;
-      if (paused && inFlight < MAX_IN_FLIGHT / 2) {
-        paused = false;
-        conn.resume();
-      }
     };
     conn.on('close', () => {
       for (const cancel of watches.values()) cancel();
@@ -98,11 +90,7 @@ export class KvServer {
       }
       switch (frame['t']) {
         case 'req':
-          inFlight++;
-          if (inFlight >= MAX_IN_FLIGHT && !paused) {
-            paused = true;
-            conn.pause();
-          }
+          limit.begin();
           this.handle(frame)
             .then(
               (result) => reply({ t: 'res', id, ok: true, result, ...this.header() }),
@@ -112,7 +100,7 @@ export class KvServer {
                 reply({ t: 'res', id, ok: false, error: { code: e.code, message: e.message, ...(e.leader === undefined ? {} : { leader: e.leader }) }, ...this.header() });
               },
             )
-            .finally(done);
+            .finally(() => limit.end());
           return;
         case 'watch':
           this.startWatch(id, frame['request'], watches, conn, reply);

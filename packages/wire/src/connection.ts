@@ -169,3 +169,36 @@ export class WireConnection extends EventEmitter<Events> {
     this.emit('close', code, reason);
   }
 }
+
+/**
+ * Bounds the requests a server works on for one connection: at `max` in progress it stops
+ * reading the connection's frames (the socket then pushes back on the sender), and it reads
+ * again once half of them are done.
+ */
+export class InFlightLimit {
+  private count = 0;
+  private paused = false;
+
+  constructor(
+    private readonly conn: WireConnection,
+    private readonly max: number,
+  ) {}
+
+  /** A request started. */
+  begin(): void {
+    this.count++;
+    if (this.count >= this.max && !this.paused) {
+      this.paused = true;
+      this.conn.pause();
+    }
+  }
+
+  /** A request finished (call once per begin()). */
+  end(): void {
+    this.count--;
+    if (this.paused && this.count < this.max / 2) {
+      this.paused = false;
+      this.conn.resume();
+    }
+  }
+}

@@ -10,6 +10,8 @@ export interface DialOptions extends ConnectionOptions {
   readonly remote: string;
   /** A fresh credential for each attempt (see makeCredential). */
   readonly credential: () => string;
+  /** The upgrade request header that carries it (default x-flotilla-auth; agents send `authorization`). */
+  readonly credentialHeader?: string;
   /** Reconnect delays: exponential from initialMs to maxMs, each with random jitter. */
   readonly backoff?: { readonly initialMs: number; readonly maxMs: number };
   /** How long one connection attempt may take. Default 2000 ms. */
@@ -68,7 +70,7 @@ export class Dialer {
   private dial(): void {
     if (this.stopped) return;
     const ws = new WebSocket(this.options.url, {
-      headers: { [AUTH_HEADER]: this.options.credential() },
+      headers: { [this.options.credentialHeader ?? AUTH_HEADER]: this.options.credential() },
       maxPayload: this.options.maxFrameBytes,
       handshakeTimeout: this.options.connectTimeoutMs ?? 2000,
       perMessageDeflate: false,

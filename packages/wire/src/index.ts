@@ -3,7 +3,7 @@
 
 export { AUTH_HEADER, makeCredential, checkCredential, type CredentialCheck } from './auth.ts';
 export { encodeFrame, decodeFrame, type Frame } from './codec.ts';
-export { WireConnection, CLOSE, DEFAULT_CONNECTION_OPTIONS, type ConnectionOptions } from './connection.ts';
+export { WireConnection, InFlightLimit, CLOSE, DEFAULT_CONNECTION_OPTIONS, type ConnectionOptions } from './connection.ts';
 export { Dialer, type DialOptions } from './dialer.ts';
 export { WireError, isWireError, WIRE_ERROR_CODES, type WireErrorCode } from './errors.ts';
 export { createLogger, silentLogger, type Logger } from './logger.ts';

@@ -75,8 +75,8 @@ export class WireServer {
     socket.on('error', () => socket.destroy());
     const path = new URL(req.url ?? '/', 'http://x').pathname;
     if (path !== (this.options.path ?? '/')) {
-      // Another WireServer (or nothing) handles this path on a shared HTTP server.
-      if (this.ownsHttp) refuse(socket, '404 Not Found', `no WebSocket endpoint at ${path}\n`);
+      // On a shared HTTP server another WireServer may handle this path; if none can, say so.
+      if (this.ownsHttp || this.http.listenerCount('upgrade') === 1) refuse(socket, '404 Not Found', `no WebSocket endpoint at ${path}\n`);
       return;
     }
     const check = this.options.authenticate(req);
