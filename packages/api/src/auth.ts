@@ -95,10 +95,14 @@ export function authorize(user: User, a: Attributes): 'allow' | 'object' {
   switch (a.resource) {
     case 'nodes':
       if (READ.includes(a.verb)) return 'allow';
-      if ((a.verb === 'create' || a.verb === 'update' || a.verb === 'patch') && own) return 'allow';
+      // A create names its object in the body: the handler checks it (authorizeCreate).
+      if (a.verb === 'create' && a.name === undefined) return 'object';
+      if ((a.verb === 'update' || a.verb === 'patch') && own) return 'allow';
       return deny('a node may change only its own Node object');
     case 'leases':
-      if (a.namespace === 'kube-node-lease' && own && ['get', 'create', 'update', 'patch'].includes(a.verb)) return 'allow';
+      if (a.namespace !== 'kube-node-lease') return deny('a node may use only its own Lease in kube-node-lease');
+      if (a.verb === 'create' && a.name === undefined) return 'object';
+      if (own && ['get', 'update', 'patch'].includes(a.verb)) return 'allow';
       return deny('a node may use only its own Lease in kube-node-lease');
     case 'pods':
       if (READ.includes(a.verb) && a.subresource !== 'log') return 'allow';
@@ -116,6 +120,15 @@ export function authorize(user: User, a: Attributes): 'allow' | 'object' {
     default:
       return deny('nodes have no access to this resource');
   }
+}
+
+/** The second half of a node's check on a create: it may create only its own Node and Lease. */
+export function authorizeCreate(user: User, resource: string, body: unknown): void {
+  if (user.role !== 'node') return;
+  const name = (body as { metadata?: { name?: unknown } } | undefined)?.metadata?.name;
+  if (name === user.node) return;
+  const what = resource === 'nodes' ? 'Node' : 'Lease';
+  throw new ApiError('Forbidden', `${resource} is forbidden: User "${user.name}" may create only its own ${what} (named "${user.node}"), not ${JSON.stringify(name ?? '')}`, { kind: resource });
 }
 
 /** The second half of a node's check: the pod must be bound to it. */

@@ -15,8 +15,9 @@ export function mergePatch(target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return patch;
   const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
+    if (k === '__proto__') throw new PatchError('a patch may not contain "__proto__"');
     if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
+    else out[k] = mergePatch(Object.hasOwn(out, k) ? out[k] : undefined, v);
   }
   return out;
 }
@@ -71,8 +72,10 @@ function parsePointer(p: string, i: number): string[] {
 function get(doc: unknown, path: readonly string[], i: number): unknown {
   let cur = doc;
   for (const seg of path) {
-    if (Array.isArray(cur)) cur = cur[Number(seg)];
-    else if (isObject(cur)) cur = cur[seg];
+    // Own properties only: a path through "constructor" or "__proto__" must not reach the
+    // prototypes (and let a patch change every object in the process).
+    if (Array.isArray(cur)) cur = /^(0|[1-9]\d*)$/.test(seg) ? cur[Number(seg)] : undefined;
+    else if (isObject(cur)) cur = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
     else cur = undefined;
     if (cur === undefined) throw new PatchError(`operation ${i}: path /${path.join('/')} does not exist`);
   }
@@ -89,7 +92,7 @@ function put(doc: unknown, path: readonly string[], value: unknown, mode: 'add' 
     if (mode === 'add') parent.splice(at, 0, value);
     else parent[at] = value;
   } else if (isObject(parent)) {
-    (parent as Record<string, unknown>)[last] = value;
+    Object.defineProperty(parent, last, { value, writable: true, enumerable: true, configurable: true });
   } else {
     throw new PatchError(`operation ${i}: cannot set ${last} inside a ${typeof parent}`);
   }
@@ -139,8 +142,9 @@ const SET_LISTS = new Set(['finalizers']);
 /**
  * Kubernetes' strategic merge patch for the built-in kinds: maps merge like JSON merge patch;
  * lists with a merge key merge item by item (an item with `$patch: delete` is removed);
- * `$patch: replace` replaces a map; `$retainKeys`, `$setElementOrder/…` and
- * `$deleteFromPrimitiveList/…` directives (sent by kubectl) are honoured.
+ * `$patch: replace` replaces a map; `$retainKeys` and `$deleteFromPrimitiveList/…` (sent by
+ * kubectl) are honoured. `$setElementOrder/…` is accepted and ignored: merged lists keep the
+ * stored order, with new items appended.
  */
 export function strategicMergePatch(target: unknown, patch: unknown, path = ''): unknown {
   if (!isObject(patch)) return patch;
@@ -152,6 +156,7 @@ export function strategicMergePatch(target: unknown, patch: unknown, path = ''):
   const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
   const retain = Array.isArray(patch['$retainKeys']) ? new Set(patch['$retainKeys'] as string[]) : undefined;
   for (const [k, v] of Object.entries(patch)) {
+    if (k === '__proto__') throw new PatchError('a patch may not contain "__proto__"');
     if (k === '$patch' || k === '$retainKeys' || k.startsWith('$setElementOrder/')) continue;
     if (k.startsWith('$deleteFromPrimitiveList/')) {
       const field = k.slice('$deleteFromPrimitiveList/'.length);
@@ -170,7 +175,7 @@ export function strategicMergePatch(target: unknown, patch: unknown, path = ''):
       else if (SET_LISTS.has(k) && Array.isArray(out[k])) out[k] = [...new Set([...(out[k] as unknown[]), ...v].map((x) => JSON.stringify(x)))].map((x) => JSON.parse(x) as unknown);
       else out[k] = v.map((item) => stripDirectives(item)).filter((item) => item !== undefined);
     } else {
-      const merged = strategicMergePatch(out[k], v, here);
+      const merged = strategicMergePatch(Object.hasOwn(out, k) ? out[k] : undefined, v, here);
       if (merged === undefined) delete out[k];
       else out[k] = merged;
     }

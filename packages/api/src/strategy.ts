@@ -146,10 +146,10 @@ export function prepareUpdate(r: ResourceInfo, next: KubeObject, old: KubeObject
   }
   const e = new Errors();
   const meta = next.metadata;
-  for (const k of ['uid', 'creationTimestamp'] as const) {
-    if (meta[k] !== undefined && meta[k] !== old.metadata[k]) e.invalid(`metadata.${k}`, meta[k], 'field is immutable');
-  }
+  if (meta.uid !== undefined && meta.uid !== '' && meta.uid !== old.metadata.uid) e.invalid('metadata.uid', meta.uid, 'field is immutable');
   meta.uid = old.metadata.uid!;
+  // As in Kubernetes, a changed creationTimestamp is ignored rather than refused (clients
+  // re-serialize it with other precision, e.g. "…:55.000Z").
   meta.creationTimestamp = old.metadata.creationTimestamp!;
   if (old.metadata.deletionTimestamp !== undefined) {
     meta.deletionTimestamp = old.metadata.deletionTimestamp;

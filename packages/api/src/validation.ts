@@ -49,7 +49,7 @@ function stringMap(e: Errors, v: unknown, field: string, checkKey: (k: string) =
     if (typeof val !== 'string') e.invalid(`${field}.${k}`, val, 'must be a string');
     else if (checkValue !== undefined) {
       const badValue = checkValue(val);
-      if (badValue !== undefined) e.invalid(`${field}.${k}`, val, badValue);
+      if (badValue !== undefined) e.invalid(field, val, badValue);
     }
   }
 }
@@ -131,8 +131,8 @@ function resources(e: Errors, r: Container['resources'], field: string): void {
       continue;
     }
     for (const [name, q] of Object.entries(list)) {
-      if (!isQuantity(q)) e.invalid(`${field}.${kind}.${name}`, q, "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'");
-      else if (parseQuantity(q) < 0) e.invalid(`${field}.${kind}.${name}`, q, 'must be greater than or equal to 0');
+      if (!isQuantity(q)) e.invalid(`${field}.${kind}[${name}]`, q, "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'");
+      else if (parseQuantity(q) < 0) e.invalid(`${field}.${kind}[${name}]`, q, 'must be greater than or equal to 0');
     }
   }
   const req = r.requests;
@@ -140,7 +140,7 @@ function resources(e: Errors, r: Container['resources'], field: string): void {
   if (isObject(req) && isObject(lim)) {
     for (const [name, q] of Object.entries(req)) {
       const l = lim[name];
-      if (isQuantity(q) && isQuantity(l) && parseQuantity(q) > parseQuantity(l)) e.invalid(`${field}.requests.${name}`, q, `must be less than or equal to ${name} limit of ${l}`);
+      if (isQuantity(q) && isQuantity(l) && parseQuantity(q) > parseQuantity(l)) e.invalid(`${field}.requests[${name}]`, q, `must be less than or equal to ${name} limit of ${l}`);
     }
   }
 }

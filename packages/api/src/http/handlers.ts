@@ -81,7 +81,12 @@ export class Handlers {
     const ns = RESOURCES.find((x) => x.kind === 'Namespace')!;
     let obj: KubeObject;
     try {
-      obj = await this.objects.get(ns, undefined, namespace, true);
+      // This master's copy first (no round trip); a namespace it has not seen yet may have
+      // just been created through another master, so a miss is checked with a linearizable read.
+      obj = await this.objects.get(ns, undefined, namespace, true).catch((err: unknown) => {
+        if (err instanceof ApiError && err.reason === 'NotFound') return this.objects.get(ns, undefined, namespace);
+        throw err;
+      });
     } catch (err) {
       if (err instanceof ApiError && err.reason === 'NotFound') throw new ApiError('NotFound', `namespaces "${namespace}" not found`, { name: namespace, kind: 'namespaces' });
       throw err;

@@ -4,7 +4,7 @@ import { createServer as createHttpServer, type IncomingMessage, type Server, ty
 import { createServer as createHttpsServer } from 'node:https';
 import type { StoreNode } from '@flotilla/store';
 import type { Logger } from '@flotilla/wire';
-import { authorize, authorizePod, hashToken, newToken, type Authenticator, type User, type Verb } from '../auth.ts';
+import { authorize, authorizeCreate, authorizePod, hashToken, newToken, type Authenticator, type User, type Verb } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import { checkDns1123Subdomain } from '../labels.ts';
 import { ObjectStore } from '../objects.ts';
@@ -15,9 +15,11 @@ import { Handlers, listOptions, type DeleteOptions, type PatchType } from './han
 import { parseResourcePath, type ResourceRoute } from './route.ts';
 import { openApiV3Index, openApiV3Document } from './openapi.ts';
 import { serveWatch } from './watch.ts';
+import { AgentEndpoint } from './agents.ts';
+import { MAX_BODY_BYTES, readJson } from './body.ts';
 
-/** Request bodies larger than this are refused with 413 (Kubernetes' default is 3 MiB). */
-export const MAX_BODY_BYTES = 3 * 1024 * 1024;
+export { MAX_BODY_BYTES };
+
 
 export interface ApiServerOptions {
   readonly node: StoreNode;
@@ -33,8 +35,28 @@ export interface ApiServerOptions {
   readonly bookmarkSeconds?: number;
 }
 
+/** One API request, whatever carried it (HTTP, or an agent's WebSocket). */
+export interface ApiCall {
+  readonly method: string;
+  /** The path without the query, e.g. /api/v1/namespaces/default/pods. */
+  readonly path: string;
+  readonly query: URLSearchParams;
+  readonly accept: string;
+  readonly contentType: string | undefined;
+  /** The request body, parsed; undefined if there is none and `optional`. Throws ApiError. */
+  readonly body: (optional: boolean) => Promise<unknown>;
+}
+
+export interface ApiResult {
+  readonly code: number;
+  readonly body: unknown;
+  readonly contentType?: string;
+}
+
 export class ApiServer {
   readonly objects: ObjectStore;
+  /** Where agents connect (WebSocket on this server, at AGENT_PATH). */
+  readonly agents: AgentEndpoint;
   private readonly handlers: Handlers;
   private readonly open = new Set<ServerResponse>();
 
@@ -44,6 +66,7 @@ export class ApiServer {
   ) {
     this.objects = new ObjectStore(options.node);
     this.handlers = new Handlers(this.objects);
+    this.agents = new AgentEndpoint(http, this, options.authenticator, options.logger, options.bookmarkSeconds ?? 15);
   }
 
   static async start(options: ApiServerOptions): Promise<ApiServer> {
@@ -77,6 +100,7 @@ export class ApiServer {
   }
 
   async close(): Promise<void> {
+    await this.agents.close();
     for (const res of this.open) res.destroy();
     await new Promise<void>((resolve) => {
       this.http.close(() => resolve());
@@ -111,13 +135,45 @@ export class ApiServer {
     if (method === 'GET' && path === '/version') return send(res, 200, VERSION_INFO);
     if (path === '/flotilla/v1/join') return this.join(req, res);
     const user = this.options.authenticator.authenticate(req.headers.authorization);
-    if (method === 'GET') {
-      const doc = this.discovery(path);
-      if (doc !== undefined) return send(res, 200, doc);
+    const call: ApiCall = {
+      method,
+      path,
+      query: url.searchParams,
+      accept: req.headers.accept ?? '',
+      contentType: req.headers['content-type'],
+      body: (optional) => readJson(req, optional),
+    };
+    const watch = this.watchOf(user, call);
+    if (watch !== undefined) {
+      const { r, namespace } = watch;
+      return serveWatch(req, res, this.objects, r, namespace, call.query, this.options.bookmarkSeconds ?? 15);
     }
-    const route = parseResourcePath(path);
-    if (route === undefined) throw new ApiError('NotFound', `the server could not find the requested resource (${method} ${path})`);
-    await this.resource(req, res, url.searchParams, route, user);
+    const result = await this.execute(user, call);
+    send(res, result.code, result.body, result.contentType);
+  }
+
+  /**
+   * If `call` is a watch, checks that `user` may make it and says what it watches; watches are
+   * streamed by the transport (chunked HTTP, or agent frames), everything else goes to execute().
+   */
+  watchOf(user: User, call: ApiCall): { r: ResourceInfo; namespace: string | undefined } | undefined {
+    if (call.method !== 'GET') return undefined;
+    const route = parseResourcePath(call.path);
+    if (route === undefined) return undefined;
+    if (!(route.watchPrefix || call.query.get('watch') === 'true' || call.query.get('watch') === '1')) return undefined;
+    authorize(user, { verb: 'watch', resource: route.info.resource, subresource: route.subresource, namespace: route.namespace, name: route.name });
+    return { r: route.info, namespace: route.namespace };
+  }
+
+  /** One API request that is not a watch, from any transport, as `user`. Throws ApiError. */
+  async execute(user: User, call: ApiCall): Promise<ApiResult> {
+    if (call.method === 'GET') {
+      const doc = this.discovery(call.path);
+      if (doc !== undefined) return { code: 200, body: doc };
+    }
+    const route = parseResourcePath(call.path);
+    if (route === undefined) throw new ApiError('NotFound', `the server could not find the requested resource (${call.method} ${call.path})`);
+    return this.resource(call, route, user);
   }
 
   private discovery(path: string): object | undefined {
@@ -136,50 +192,51 @@ export class ApiServer {
     return undefined;
   }
 
-  private async resource(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, route: ResourceRoute, user: User): Promise<void> {
+  private async resource(call: ApiCall, route: ResourceRoute, user: User): Promise<ApiResult> {
     const { info: r, namespace, name, subresource } = route;
-    const method = req.method ?? 'GET';
-    const watching = route.watchPrefix || q.get('watch') === 'true' || q.get('watch') === '1';
-    const verb = verbOf(method, name, watching);
+    const q = call.query;
+    const verb = verbOf(call.method, name, false);
     const decision = authorize(user, { verb, resource: r.resource, subresource, namespace, name });
     const dryRun = q.getAll('dryRun').includes('All');
     if (r.namespaced && name !== undefined && namespace === undefined) throw new ApiError('NotFound', `${r.resource} "${name}" not found: a namespace is needed`);
+    const object = (code: number, body: KubeObject | KubeList | Status): ApiResult => respond(call.accept, code, body, r);
     switch (verb) {
       case 'watch':
-        return serveWatch(req, res, this.objects, r, namespace, q, this.options.bookmarkSeconds ?? 15);
+        throw new ApiError('BadRequest', 'a watch must be opened with watchOf (internal error)');
       case 'list':
-        return this.respond(req, res, 200, await this.handlers.list(r, namespace, q), r);
+        return object(200, await this.handlers.list(r, namespace, q));
       case 'get': {
-        if (subresource === 'scale') return send(res, 200, await this.handlers.getScale(r, namespace!, name!));
+        if (subresource === 'scale') return { code: 200, body: await this.handlers.getScale(r, namespace!, name!) };
         if (subresource === 'log') return this.log(r, namespace!, name!);
-        return this.respond(req, res, 200, await this.handlers.get(r, namespace, name!, q), r);
+        return object(200, await this.handlers.get(r, namespace, name!, q));
       }
       case 'create': {
-        const body = await readJson(req);
-        if (subresource === 'binding') return send(res, 201, await this.handlers.bind(r, namespace!, name!, body));
+        const body = await call.body(false);
+        if (subresource === 'binding') return { code: 201, body: await this.handlers.bind(r, namespace!, name!, body) };
         if (name !== undefined) throw new ApiError('MethodNotAllowed', `POST is not allowed on ${r.resource}/${name}; POST to the collection to create`);
-        return this.respond(req, res, 201, await this.handlers.create(r, namespace, body, dryRun), r);
+        if (decision === 'object') authorizeCreate(user, r.resource, body);
+        return object(201, await this.handlers.create(r, namespace, body, dryRun));
       }
       case 'update': {
-        const body = await readJson(req);
-        if (subresource === 'scale') return send(res, 200, await this.handlers.setScale(r, namespace!, name!, body, undefined));
+        const body = await call.body(false);
+        if (subresource === 'scale') return { code: 200, body: await this.handlers.setScale(r, namespace!, name!, body, undefined) };
         if (decision === 'object') await this.checkPodOwner(r, namespace, name!, user);
-        return this.respond(req, res, 200, await this.handlers.update(r, namespace, name!, subresource === 'status' ? 'status' : undefined, body, dryRun), r);
+        return object(200, await this.handlers.update(r, namespace, name!, subresource === 'status' ? 'status' : undefined, body, dryRun));
       }
       case 'patch': {
-        const type = patchType(req.headers['content-type']);
-        const body = await readJson(req);
-        if (subresource === 'scale') return send(res, 200, await this.handlers.setScale(r, namespace!, name!, body, type));
-        return this.respond(req, res, 200, await this.handlers.patch(r, namespace, name!, subresource === 'status' ? 'status' : undefined, type, body, dryRun, user), r);
+        const type = patchType(call.contentType);
+        const body = await call.body(false);
+        if (subresource === 'scale') return { code: 200, body: await this.handlers.setScale(r, namespace!, name!, body, type) };
+        return object(200, await this.handlers.patch(r, namespace, name!, subresource === 'status' ? 'status' : undefined, type, body, dryRun, user));
       }
       case 'delete': {
-        const options = deleteOptions(await readJson(req, true), q);
-        return this.respond(req, res, 200, await this.handlers.delete(r, namespace, name!, options, user), r);
+        const options = deleteOptions(await call.body(true), q);
+        return object(200, await this.handlers.delete(r, namespace, name!, options, user));
       }
       case 'deletecollection': {
-        const options = deleteOptions(await readJson(req, true), q);
+        const options = deleteOptions(await call.body(true), q);
         listOptions(q, r);
-        return send(res, 200, await this.handlers.deleteCollection(r, namespace, q, options, user));
+        return { code: 200, body: await this.handlers.deleteCollection(r, namespace, q, options, user) };
       }
     }
   }
@@ -189,19 +246,12 @@ export class ApiServer {
     authorizePod(user, (await this.objects.get(r, namespace, name)) as never);
   }
 
-  private async log(r: ResourceInfo, namespace: string, name: string): Promise<void> {
+  private async log(r: ResourceInfo, namespace: string, name: string): Promise<ApiResult> {
     const pod = (await this.objects.get(r, namespace, name)) as { spec?: { nodeName?: string } };
     const node = pod.spec?.nodeName;
     if (node === undefined || node === '') throw new ApiError('BadRequest', `pod "${name}" is not assigned to a node yet, so it has no logs`);
     // Logs live with the agent that runs the pod; the agent endpoint serves them.
     throw new ApiError('ServiceUnavailable', `the agent of node "${node}" is not connected, so the logs of pod "${name}" cannot be read now`, { retryAfterSeconds: 5 });
-  }
-
-  /** Writes an object or list, as a Table when the client asked for one (kubectl get). */
-  private respond(req: IncomingMessage, res: ServerResponse, code: number, body: KubeObject | KubeList | Status, r: ResourceInfo): void {
-    const accept = req.headers.accept ?? '';
-    if (/as=Table/.test(accept) && body.kind !== 'Status') return send(res, code, toTable(r, body as KubeObject | KubeList), 'application/json;as=Table;v=v1;g=meta.k8s.io');
-    send(res, code, body);
   }
 
   /** POST /flotilla/v1/join: an agent trades the cluster's join token for its node credential. */
@@ -219,6 +269,12 @@ export class ApiServer {
     this.options.authenticator.setNodeToken(nodeName, hashToken(token));
     send(res, 200, { nodeName, token });
   }
+}
+
+/** An object or list, as a Table when the client asked for one (kubectl get). */
+function respond(accept: string, code: number, body: KubeObject | KubeList | Status, r: ResourceInfo): ApiResult {
+  if (/as=Table/.test(accept) && body.kind !== 'Status') return { code, body: toTable(r, body as KubeObject | KubeList), contentType: 'application/json;as=Table;v=v1;g=meta.k8s.io' };
+  return { code, body };
 }
 
 function verbOf(method: string, name: string | undefined, watching: boolean): Verb {
@@ -270,36 +326,6 @@ function deleteOptions(body: unknown, q: URLSearchParams): DeleteOptions {
     ...(typeof b['preconditions'] === 'object' && b['preconditions'] !== null ? { preconditions: b['preconditions'] as DeleteOptions['preconditions'] & object } : {}),
     ...(Array.isArray(b['dryRun']) || q.has('dryRun') ? { dryRun: [...((b['dryRun'] as string[]) ?? []), ...q.getAll('dryRun')] } : {}),
   };
-}
-
-async function readJson(req: IncomingMessage, optional = false): Promise<unknown> {
-  const chunks: Buffer[] = [];
-  let size = 0;
-  const declared = Number(req.headers['content-length'] ?? 0);
-  if (declared > MAX_BODY_BYTES) {
-    req.resume();
-    throw new ApiError('RequestEntityTooLarge', `the request body is ${declared} bytes; the limit is ${MAX_BODY_BYTES}`);
-  }
-  for await (const chunk of req) {
-    size += (chunk as Buffer).length;
-    if (size > MAX_BODY_BYTES) {
-      req.destroy();
-      throw new ApiError('RequestEntityTooLarge', `the request body exceeds ${MAX_BODY_BYTES} bytes`);
-    }
-    chunks.push(chunk as Buffer);
-  }
-  const text = Buffer.concat(chunks).toString('utf8');
-  if (text.trim() === '') {
-    if (optional) return undefined;
-    throw new ApiError('BadRequest', 'the request needs a JSON body');
-  }
-  const ct = req.headers['content-type'] ?? '';
-  if (/protobuf/.test(ct)) throw new ApiError('UnsupportedMediaType', 'protobuf bodies are not supported; send JSON');
-  try {
-    return JSON.parse(text) as unknown;
-  } catch (err) {
-    throw new ApiError('BadRequest', `the request body is not valid JSON: ${(err as Error).message}`);
-  }
 }
 
 export function send(res: ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {

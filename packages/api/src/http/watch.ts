@@ -1,7 +1,8 @@
-// Watch: a chunked HTTP response of JSON lines {"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR,
-// "object": …}. Without a resourceVersion (or with "0", or with sendInitialEvents) the watch
-// starts with an ADDED event per existing object; with one it replays every change after it.
-// A watch from a compacted revision gets an ERROR event carrying a 410 Expired Status.
+// Watch: a stream of {"type": ADDED|MODIFIED|DELETED|BOOKMARK|ERROR, "object": …} events.
+// Without a resourceVersion (or with "0", or with sendInitialEvents) the watch starts with an
+// ADDED event per existing object; with one it replays every change after it. A watch from a
+// compacted revision gets an ERROR event carrying a 410 Expired Status. Over HTTP the events
+// are JSON lines of a chunked response; agents get them as frames (agents.ts).
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { ApiError } from '../errors.ts';
 import type { ObjectStore, ObjectWatch } from '../objects.ts';
@@ -12,11 +13,23 @@ import { listOptions } from './handlers.ts';
 /** A watcher that lets this much output pile up unsent is cut off (it then re-watches). */
 const MAX_BUFFERED = 16 * 1024 * 1024;
 
-export async function serveWatch(req: IncomingMessage, res: ServerResponse, objects: ObjectStore, r: ResourceInfo, namespace: string | undefined, q: URLSearchParams, bookmarkSeconds: number): Promise<void> {
+/** Where a watch's events go. `write` returns false when the watcher cannot take more. */
+export interface WatchOutput {
+  write(type: WatchEventType, object: unknown): boolean;
+  /** The watch is over (the transport closes its stream). */
+  end(): void;
+}
+
+/**
+ * Runs a watch until it ends or the returned stop() is called. Throws ApiError before the
+ * first event if the request cannot be served (bad options, a resourceVersion from the future).
+ */
+export async function runWatch(objects: ObjectStore, r: ResourceInfo, namespace: string | undefined, q: URLSearchParams, bookmarkSeconds: number, out: WatchOutput): Promise<() => void> {
   const opts = listOptions(q, r);
   const bookmarks = q.get('allowWatchBookmarks') === 'true';
   const initial = q.get('sendInitialEvents') === 'true';
   const timeoutSeconds = Number(q.get('timeoutSeconds') ?? 0);
+  if (!Number.isFinite(timeoutSeconds) || timeoutSeconds < 0) throw new ApiError('BadRequest', 'timeoutSeconds must be a non-negative number');
   const rv = opts.resourceVersion;
   if (rv !== undefined && rv !== '' && rv !== '0' && Number(rv) > objects.revision) {
     // Catch up with the cluster first (a linearizable read), then decide.
@@ -24,59 +37,87 @@ export async function serveWatch(req: IncomingMessage, res: ServerResponse, obje
     if (Number(rv) > objects.revision) throw new ApiError('Timeout', `Too large resource version: ${rv}, current: ${objects.revision}`, { retryAfterSeconds: 1 });
   }
 
-  res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
   let closed = false;
   let watch: ObjectWatch | undefined;
   const timers: NodeJS.Timeout[] = [];
-  const finish = (): void => {
+  const stop = (): void => {
     if (closed) return;
     closed = true;
     watch?.cancel();
     for (const t of timers) clearInterval(t);
-    res.end();
+    out.end();
   };
   const write = (type: WatchEventType, object: unknown): boolean => {
     if (closed) return false;
-    res.write(`${JSON.stringify({ type, object })}\n`);
-    if (res.writableLength > MAX_BUFFERED) {
-      finish();
-      return false;
-    }
-    return true;
+    if (out.write(type, object)) return true;
+    stop();
+    return false;
   };
-  const bookmark = (annotations?: Record<string, string>): void => {
-    write('BOOKMARK', { kind: r.kind, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(objects.revision), ...(annotations === undefined ? {} : { annotations }) } });
-  };
-  req.on('close', finish);
-  res.on('close', finish);
 
   let after: number;
   if (rv === undefined || rv === '' || rv === '0' || initial) {
     const list = await objects.list(r, namespace, { ...opts, limit: 0, continueToken: undefined, resourceVersionMatch: undefined, resourceVersion: rv === '0' ? '0' : undefined });
-    for (const item of list.items) write('ADDED', item);
+    for (const item of list.items) if (!write('ADDED', item)) return stop;
     after = Number(list.metadata.resourceVersion);
     if (initial && bookmarks) write('BOOKMARK', { kind: r.kind, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(after), annotations: { 'k8s.io/initial-events-end': 'true' } } });
   } else {
     after = Number(rv);
   }
-  if (closed) return;
+  if (closed) return stop;
   try {
     watch = objects.watch(r, namespace, opts.labels, opts.fields, after, {
       event: (type: WatchEventType, obj: KubeObject) => write(type, obj),
       progress: () => undefined,
       end: (err) => {
-        if (err !== undefined) write('ERROR', err.toStatus());
-        finish();
+        // Only a compacted start is the client's to handle (410: list again). A watcher that
+        // fell behind, or a master shutting down, just sees the stream end, as with
+        // Kubernetes: clients watch again from the last resourceVersion they saw.
+        if (err?.reason === 'Expired') write('ERROR', err.toStatus());
+        stop();
       },
     });
   } catch (err) {
     if (!(err instanceof ApiError)) throw err;
     write('ERROR', err.toStatus());
-    finish();
-    return;
+    stop();
+    return stop;
   }
-  // Every revision this master has applied has been published to the watch: a bookmark can
-  // safely carry the master's revision.
-  if (bookmarks) timers.push(setInterval(() => bookmark(), bookmarkSeconds * 1000));
-  if (timeoutSeconds > 0) timers.push(setTimeout(finish, timeoutSeconds * 1000));
+  // Every revision this master has applied has been published to the watch (the store
+  // delivers synchronously on apply): a bookmark can safely carry the master's revision.
+  if (bookmarks) {
+    timers.push(setInterval(() => write('BOOKMARK', { kind: r.kind, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(objects.revision) } }), bookmarkSeconds * 1000));
+  }
+  if (timeoutSeconds > 0) timers.push(setTimeout(stop, timeoutSeconds * 1000));
+  return stop;
+}
+
+/** A watch over HTTP: chunked JSON lines until the watch ends or the client goes away. */
+export async function serveWatch(req: IncomingMessage, res: ServerResponse, objects: ObjectStore, r: ResourceInfo, namespace: string | undefined, q: URLSearchParams, bookmarkSeconds: number): Promise<void> {
+  let started = false;
+  const stop = await runWatch(objects, r, namespace, q, bookmarkSeconds, {
+    write: (type, object) => {
+      if (!started) {
+        started = true;
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
+      }
+      res.write(`${JSON.stringify({ type, object })}\n`);
+      return res.writableLength <= MAX_BUFFERED;
+    },
+    end: () => {
+      if (!started) {
+        started = true;
+        res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
+      }
+      res.end();
+    },
+  });
+  if (!started) {
+    // No event yet: send the headers now, so the client knows the watch is open.
+    started = true;
+    res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
+    res.flushHeaders();
+  }
+  req.on('close', stop);
+  res.on('close', stop);
+  if (req.destroyed || res.destroyed) stop();
 }

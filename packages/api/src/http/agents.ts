@@ -1,0 +1,206 @@
+// The agent endpoint: worker agents connect to any master by WebSocket (packages/wire, msgpack
+// frames) at /flotilla/v1/agent with their node credential as a bearer token, and make their
+// API calls over that one connection, with the rights of the node role:
+//
+//   agent → master  {t: 'req', id, method, path, query?, body?, contentType?}
+//                   {t: 'watch', id, path, query?}        {t: 'cancel', id}
+//   master → agent  {t: 'res', id, code, body}            (body: the object, list or Status)
+//                   {t: 'event', id, type, object}        (ADDED, MODIFIED, DELETED, BOOKMARK, ERROR)
+//                   {t: 'watchEnd', id}                   (watch again from the last resourceVersion)
+//
+// Requests go through the same path as HTTP ones (ApiServer.execute / runWatch), so an agent
+// can do exactly what its node credential allows and nothing more.
+import type { IncomingMessage, Server } from 'node:http';
+import type { Server as HttpsServer } from 'node:https';
+import { CLOSE, InFlightLimit, WireServer, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
+import type { Authenticator, User } from '../auth.ts';
+import { ApiError } from '../errors.ts';
+import type { ObjectStore } from '../objects.ts';
+import type { ApiCall, ApiResult } from './server.ts';
+import { hasProtoKey } from './body.ts';
+import { runWatch } from './watch.ts';
+
+export const AGENT_PATH = '/flotilla/v1/agent';
+/** Requests one agent may have in progress before the master stops reading its frames. */
+const MAX_IN_FLIGHT = 256;
+/** Watches one agent may hold open. */
+const MAX_WATCHES = 64;
+
+/** What the endpoint needs from the API server. */
+export interface AgentApi {
+  readonly objects: ObjectStore;
+  watchOf(user: User, call: ApiCall): { r: import('../resources.ts').ResourceInfo; namespace: string | undefined } | undefined;
+  execute(user: User, call: ApiCall): Promise<ApiResult>;
+}
+
+export class AgentEndpoint {
+  private readonly wire: WireServer;
+  /** Connected agents by node name (the newest connection of a node is last). */
+  private readonly byNode = new Map<string, WireConnection[]>();
+
+  constructor(
+    http: Server | HttpsServer,
+    private readonly api: AgentApi,
+    private readonly authenticator: Authenticator,
+    private readonly logger: Logger,
+    private readonly bookmarkSeconds: number,
+  ) {
+    this.wire = WireServer.attach(
+      http,
+      { path: AGENT_PATH, authenticate: (req) => this.authenticate(req), maxFrameBytes: 16 * 1024 * 1024, maxBufferedBytes: 32 * 1024 * 1024, heartbeatMs: 1000, logger },
+      (conn) => this.serve(conn),
+    );
+  }
+
+  /** Nodes with an agent connected to this master. */
+  nodes(): string[] {
+    return [...this.byNode.keys()];
+  }
+
+  /** The newest connection of a node's agent to this master, if any. */
+  connection(node: string): WireConnection | undefined {
+    const list = this.byNode.get(node);
+    return list?.[list.length - 1];
+  }
+
+  close(): Promise<void> {
+    return this.wire.close();
+  }
+
+  private authenticate(req: IncomingMessage): CredentialCheck {
+    let user: User;
+    try {
+      user = this.authenticator.authenticate(req.headers.authorization);
+    } catch (err) {
+      return { ok: false, reason: err instanceof ApiError ? err.message : 'Unauthorized' };
+    }
+    if (user.role !== 'node' || user.node === undefined) return { ok: false, reason: `only agents (node credentials) may connect here; ${user.name} is a ${user.role}` };
+    return { ok: true, name: user.node };
+  }
+
+  private serve(conn: WireConnection): void {
+    const node = conn.remote;
+    const user: User = { name: `system:node:${node}`, role: 'node', node };
+    this.byNode.set(node, [...(this.byNode.get(node) ?? []), conn]);
+    this.logger.info({ node }, 'agent connected');
+    const watches = new Map<number, () => void>();
+    const limit = new InFlightLimit(conn, MAX_IN_FLIGHT);
+    const reply = (frame: Frame): void => {
+      if (!conn.send(frame)) conn.reject(CLOSE.slowConsumer, 'the agent is not reading its responses');
+    };
+    conn.on('close', (code, reason) => {
+      for (const stop of watches.values()) stop();
+      watches.clear();
+      const left = (this.byNode.get(node) ?? []).filter((c) => c !== conn);
+      if (left.length === 0) this.byNode.delete(node);
+      else this.byNode.set(node, left);
+      this.logger.info({ node, code, reason }, 'agent disconnected');
+    });
+    conn.on('frame', (frame) => {
+      const id = frame['id'];
+      if (typeof id !== 'number' || !Number.isSafeInteger(id)) {
+        conn.reject(CLOSE.invalidData, 'every frame needs a numeric id');
+        return;
+      }
+      switch (frame['t']) {
+        case 'req': {
+          limit.begin();
+          void this.request(user, frame)
+            .then((result) => reply({ t: 'res', id, code: result.code, body: result.body as Frame }))
+            .finally(() => limit.end());
+          return;
+        }
+        case 'watch':
+          void this.watch(user, id, frame, conn, watches);
+          return;
+        case 'cancel':
+          watches.get(id)?.();
+          return;
+        default:
+          conn.reject(CLOSE.invalidData, `unknown frame type ${JSON.stringify(frame['t'])}`);
+      }
+    });
+  }
+
+  /** Runs one request; failures become the Status a client would get over HTTP. */
+  private async request(user: User, frame: Frame): Promise<ApiResult> {
+    try {
+      const call = toCall(frame);
+      if (this.api.watchOf(user, call) !== undefined) throw new ApiError('BadRequest', 'send watches as {t: "watch"} frames');
+      return await this.api.execute(user, call);
+    } catch (err) {
+      const e = err instanceof ApiError ? err : new ApiError('InternalError', `an internal error occurred: ${(err as Error).message}`);
+      if (!(err instanceof ApiError)) this.logger.error({ err: (err as Error).stack, node: user.node }, 'agent request failed unexpectedly');
+      return { code: e.code, body: e.toStatus() };
+    }
+  }
+
+  private async watch(user: User, id: number, frame: Frame, conn: WireConnection, watches: Map<number, () => void>): Promise<void> {
+    const refuse = (e: ApiError): void => {
+      conn.send({ t: 'event', id, type: 'ERROR', object: e.toStatus() as unknown as Frame });
+      conn.send({ t: 'watchEnd', id });
+    };
+    if (watches.has(id)) return refuse(new ApiError('BadRequest', `watch ${id} is already open on this connection`));
+    if (watches.size >= MAX_WATCHES) return refuse(new ApiError('TooManyRequests', `an agent may hold at most ${MAX_WATCHES} watches open on one connection`, { retryAfterSeconds: 1 }));
+    let ended = false;
+    watches.set(id, () => {
+      ended = true;
+    }); // reserved while the watch starts
+    try {
+      const call = toCall({ ...frame, method: 'GET' });
+      const what = this.api.watchOf(user, call);
+      if (what === undefined) throw new ApiError('BadRequest', 'a watch frame must address a collection or object to watch (add ?watch=true or use /watch/)');
+      const stop = await runWatch(this.api.objects, what.r, what.namespace, call.query, this.bookmarkSeconds, {
+        write: (type, object) => conn.send({ t: 'event', id, type, object: object as Frame }),
+        end: () => {
+          watches.delete(id);
+          conn.send({ t: 'watchEnd', id });
+        },
+      });
+      if (ended || !conn.open) stop();
+      else if (watches.has(id)) watches.set(id, stop);
+    } catch (err) {
+      watches.delete(id);
+      const e = err instanceof ApiError ? err : new ApiError('InternalError', `an internal error occurred: ${(err as Error).message}`);
+      if (!(err instanceof ApiError)) this.logger.error({ err: (err as Error).stack, node: user.node }, 'agent watch failed unexpectedly');
+      refuse(e);
+    }
+  }
+}
+
+/** A request frame as an ApiCall; throws ApiError (400) for a malformed one. */
+function toCall(frame: Frame): ApiCall {
+  const method = frame['method'];
+  const path = frame['path'];
+  if (typeof method !== 'string' || !['GET', 'POST', 'PUT', 'PATCH', 'DELETE'].includes(method)) throw new ApiError('BadRequest', 'method must be GET, POST, PUT, PATCH or DELETE');
+  if (typeof path !== 'string' || !path.startsWith('/') || path.includes('?')) throw new ApiError('BadRequest', 'path must be an absolute path without a query (put the query in "query")');
+  const query = new URLSearchParams();
+  const q = frame['query'];
+  if (q !== undefined) {
+    if (typeof q !== 'object' || q === null || Array.isArray(q)) throw new ApiError('BadRequest', 'query must be a map of strings');
+    for (const [k, v] of Object.entries(q)) {
+      for (const x of Array.isArray(v) ? v : [v]) {
+        if (typeof x !== 'string' && typeof x !== 'number' && typeof x !== 'boolean') throw new ApiError('BadRequest', `query.${k} must be a string`);
+        query.append(k, String(x));
+      }
+    }
+  }
+  const contentType = frame['contentType'];
+  if (contentType !== undefined && typeof contentType !== 'string') throw new ApiError('BadRequest', 'contentType must be a string');
+  const body = frame['body'];
+  return {
+    method,
+    path: path.replace(/\/+$/, '') || '/',
+    query,
+    accept: 'application/json',
+    contentType: contentType ?? (method === 'PATCH' ? 'application/merge-patch+json' : 'application/json'),
+    body: async (optional) => {
+      if (body === undefined || body === null) {
+        if (optional) return undefined;
+        throw new ApiError('BadRequest', 'the request needs a body');
+      }
+      if (hasProtoKey(body)) throw new ApiError('BadRequest', 'the request body has a "__proto__" field, which no Kubernetes object has');
+      return structuredClone(body);
+    },
+  };
+}
