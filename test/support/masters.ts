@@ -2,7 +2,9 @@
 // 127.0.0.x address, with a fault proxy in front of every peer port. Every process started is
 // tracked by pid and killed by pid when the test ends, whatever happened.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { get as httpGet } from 'node:http';
+import { get as httpsGet } from 'node:https';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,6 +15,8 @@ import { FaultProxy } from './proxy.ts';
 
 const BIN = fileURLToPath(new URL('../../packages/cli/bin/flotilla.mjs', import.meta.url));
 const live = new Set<ChildProcess>();
+/** FLOTILLA_TEST_TRACE=FILE appends every master's log lines to FILE (for chasing a failure). */
+const TRACE = process.env['FLOTILLA_TEST_TRACE'];
 // If the test process dies, its masters must not outlive it.
 process.on('exit', () => {
   for (const p of live) if (p.pid !== undefined) process.kill(p.pid, 'SIGKILL');
@@ -34,6 +38,7 @@ interface MasterInfo {
   readonly ip: string;
   readonly peerPort: number;
   readonly clientPort: number;
+  readonly apiPort: number;
   proc: ChildProcess | undefined;
   proxy: FaultProxy | undefined;
 }
@@ -45,7 +50,19 @@ export interface ProcessClusterOptions {
   readonly timing?: { tickMs: number; electionTicks: number; heartbeatTicks: number };
   /** Extra masters listed with join: true (started empty, added with `flotilla member add`). */
   readonly joiners?: number;
+  /** Give every master a Kubernetes API address (HTTPS), with admin and viewer tokens. */
+  readonly api?: boolean;
+  /** Revisions of history the store keeps (cluster file store.historyRevisions). */
+  readonly historyRevisions?: number;
+  /** Serve the API over plain HTTP (cluster file insecureHttp: true). */
+  readonly insecureHttp?: boolean;
+  /** Extra node flags for the master processes (e.g. ['--cpu-prof'] when profiling). */
+  readonly nodeArgs?: readonly string[];
 }
+
+export const ADMIN_TOKEN = 'test-admin-token-0123456789';
+export const VIEWER_TOKEN = 'test-viewer-token-0123456789';
+export const JOIN_TOKEN = 'test-join-token-0123456789';
 
 export class ProcessCluster {
   readonly dir = mkdtempSync(join(tmpdir(), 'flotilla-chaos-'));
@@ -57,18 +74,27 @@ export class ProcessCluster {
   /** Each master's log lines that are not JSON (startup errors). */
   readonly complaints: string[] = [];
 
-  private constructor() {}
+  private constructor(
+    private readonly nodeArgs: readonly string[],
+    private readonly scheme: 'http' | 'https',
+  ) {}
 
   static async create(options: ProcessClusterOptions): Promise<ProcessCluster> {
-    const c = new ProcessCluster();
+    const c = new ProcessCluster(options.nodeArgs ?? [], options.insecureHttp === true ? 'http' : 'https');
     const proxied = options.proxied ?? true;
     const lines = [`cluster: chaos`, `secret: ${c.secret}`];
     const t = options.timing ?? { tickMs: 25, electionTicks: 12, heartbeatTicks: 2 };
-    lines.push(`raft: { tickMs: ${t.tickMs}, electionTicks: ${t.electionTicks}, heartbeatTicks: ${t.heartbeatTicks} }`, 'masters:');
+    lines.push(`raft: { tickMs: ${t.tickMs}, electionTicks: ${t.electionTicks}, heartbeatTicks: ${t.heartbeatTicks} }`);
+    if (options.api === true) {
+      lines.push('tokens:', `  - { name: admin, token: ${ADMIN_TOKEN}, role: admin }`, `  - { name: viewer, token: ${VIEWER_TOKEN}, role: viewer }`, `joinToken: ${JOIN_TOKEN}`);
+      if (options.insecureHttp === true) lines.push('insecureHttp: true');
+    }
+    if (options.historyRevisions !== undefined) lines.push(`store: { historyRevisions: ${options.historyRevisions} }`);
+    lines.push('masters:');
     const joiners = options.joiners ?? 0;
     for (let k = 1; k <= options.masters + joiners; k++) {
       const ip = `127.0.0.${10 + k}`;
-      const m: MasterInfo = { name: `m${k}`, ip, peerPort: await freePort(ip), clientPort: await freePort(ip), proc: undefined, proxy: undefined };
+      const m: MasterInfo = { name: `m${k}`, ip, peerPort: await freePort(ip), clientPort: await freePort(ip), apiPort: options.api === true ? await freePort(ip) : 0, proc: undefined, proxy: undefined };
       let peer = `${ip}:${m.peerPort}`;
       if (proxied) {
         const proxyIp = `127.0.1.${10 + k}`;
@@ -77,7 +103,8 @@ export class ProcessCluster {
         peer = `${proxyIp}:${proxyPort}`;
       }
       const join = k > options.masters ? ', join: true' : '';
-      lines.push(`  - { name: ${m.name}, peer: "${peer}", peerListen: "${ip}:${m.peerPort}", client: "${ip}:${m.clientPort}", data: ${m.name}${join} }`);
+      const api = options.api === true ? `, api: "${ip}:${m.apiPort}"` : '';
+      lines.push(`  - { name: ${m.name}, peer: "${peer}", peerListen: "${ip}:${m.peerPort}", client: "${ip}:${m.clientPort}"${api}, data: ${m.name}${join} }`);
       c.masters.push(m);
     }
     writeFileSync(c.file, `${lines.join('\n')}\n`);
@@ -92,6 +119,41 @@ export class ProcessCluster {
     return this.masters.map((m) => `ws://${m.ip}:${m.clientPort}`);
   }
 
+  apiUrl(name: string): string {
+    const m = this.info(name);
+    return `${this.scheme}://${m.ip}:${m.apiPort}`;
+  }
+
+  /** Resolves once the master's API answers /readyz (it starts once the cluster has a leader). */
+  async apiReady(name: string, timeoutMs = 20_000): Promise<void> {
+    const deadline = Date.now() + timeoutMs;
+    for (;;) {
+      const ok = await new Promise<boolean>((resolve) => {
+        const get = this.scheme === 'https' ? httpsGet : httpGet;
+        const req = get(`${this.apiUrl(name)}/readyz`, { rejectUnauthorized: false, timeout: 1000 }, (res) => {
+          res.resume();
+          resolve(res.statusCode === 200);
+        });
+        req.on('error', () => resolve(false));
+      });
+      if (ok) return;
+      if (Date.now() > deadline) throw new Error(`the API of ${name} did not come up within ${timeoutMs} ms`);
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** The cluster CA certificate (from a master's data directory, where its API wrote it). */
+  caCert(): string {
+    for (const m of this.masters) {
+      try {
+        return readFileSync(join(this.dir, m.name, 'api', 'ca.crt'), 'utf8');
+      } catch {
+        // not this one
+      }
+    }
+    throw new Error('no master has written the cluster CA yet');
+  }
+
   private info(name: string): MasterInfo {
     const m = this.masters.find((x) => x.name === name);
     if (m === undefined) throw new Error(`no master ${name}`);
@@ -102,12 +164,13 @@ export class ProcessCluster {
   start(name: string): Promise<void> {
     const m = this.info(name);
     if (m.proc !== undefined) throw new Error(`${name} is already running`);
-    const proc = spawn(process.execPath, [BIN, 'master', '--config', this.file, '--name', name], { stdio: ['ignore', 'ignore', 'pipe'] });
+    const proc = spawn(process.execPath, [...this.nodeArgs, BIN, 'master', '--config', this.file, '--name', name], { stdio: ['ignore', 'ignore', 'pipe'] });
     m.proc = proc;
     live.add(proc);
     return new Promise((resolve, reject) => {
       let started = false;
       createInterface({ input: proc.stderr! }).on('line', (line) => {
+        if (TRACE !== undefined) appendFileSync(TRACE, `${name} ${line}\n`);
         if (!line.startsWith('{')) {
           this.complaints.push(`${name}: ${line}`);
           return;
@@ -131,6 +194,22 @@ export class ProcessCluster {
         if (!started) reject(new Error(`${name} exited before serving (${signal ?? code}): ${this.complaints.filter((c) => c.startsWith(name)).join('; ')}`));
       });
     });
+  }
+
+  /** CPU time (user + system, ms) each running master has used so far, from /proc (Linux). */
+  cpuMs(): number {
+    let total = 0;
+    for (const m of this.masters) {
+      const pid = m.proc?.pid;
+      if (pid === undefined) continue;
+      try {
+        const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]!.split(' ');
+        total += ((Number(fields[11]) + Number(fields[12])) * 1000) / 100; // clock ticks at USER_HZ = 100
+      } catch {
+        // gone
+      }
+    }
+    return total;
   }
 
   running(name: string): boolean {

@@ -3,18 +3,24 @@ import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
 
 /**
- * A cluster file describes one cluster: its secret, its Raft timing and its masters (name,
- * peer and client addresses, data directory). Example (cluster-configs/three.yaml):
+ * A cluster file describes one cluster: its secret, its Raft timing, who may use its API, and
+ * its masters (name, peer, client and API addresses, data directory). Example
+ * (cluster-configs/three.yaml):
  *
  *   cluster: three
  *   secret: …at least 16 characters…        # or secretFile: path/to/file
  *   raft: { tickMs: 25, electionTicks: 12, heartbeatTicks: 2 }
+ *   tokens:                                  # or tokenFile: a file holding this same list
+ *     - { name: admin, token: …at least 16 characters…, role: admin }   # or role: viewer
+ *   joinToken: …at least 16 characters…     # what worker agents present to join
  *   masters:
- *     - { name: m1, peer: 127.0.0.1:7101, client: 127.0.0.1:7201, data: ../.data/three/m1 }
+ *     - { name: m1, peer: 127.0.0.1:7101, client: 127.0.0.1:7201, api: 127.0.0.1:9101, data: ../.data/three/m1 }
  *
- * Optional per master: `peerListen` (bind here, when others reach `peer` through a proxy) and
- * `join: true` (not a founder: it starts empty and is added with `flotilla member add`).
- * Relative paths are relative to the cluster file.
+ * Optional: `insecureHttp: true` (serve the API over plain HTTP: throwaway clusters only),
+ * `store: { historyRevisions: N }` (revisions kept for watches and paged lists, default
+ * 20,000). Optional per master: `api` (no API without it), `peerListen` (bind here, when
+ * others reach `peer` through a proxy) and `join: true` (not a founder: it starts empty and is
+ * added with `flotilla member add`). Relative paths are relative to the cluster file.
  */
 export interface ClusterFile {
   readonly path: string;
@@ -28,6 +34,16 @@ export interface ClusterFile {
   readonly joinToken: string | undefined;
   /** Serve the API over plain HTTP instead of HTTPS (only for throwaway local clusters). */
   readonly insecureHttp: boolean;
+  /** Store tuning. */
+  readonly store: StoreTuning;
+}
+
+export interface StoreTuning {
+  /**
+   * Revisions of history kept for watches and paged lists (like etcd's revision-based
+   * auto-compaction): a watch or continue token older than this gets 410 Gone.
+   */
+  readonly historyRevisions: number;
 }
 
 export interface ApiToken {
@@ -100,7 +116,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail('must be a YAML mapping with "cluster", "secret" and "masters"');
   const o = doc as Obj;
-  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp']);
+  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp', 'store']);
   for (const k of Object.keys(o)) if (!known.has(k)) fail(`has an unknown field "${k}" (known: ${[...known].join(', ')})`);
   const cluster = o['cluster'];
   if (typeof cluster !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(cluster)) fail('needs "cluster": a lower-case name');
@@ -143,7 +159,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   const joinToken = o['joinToken'];
   if (joinToken !== undefined && (typeof joinToken !== 'string' || joinToken.length < 16)) fail('"joinToken" must be a string of at least 16 characters');
   if (o['insecureHttp'] !== undefined && typeof o['insecureHttp'] !== 'boolean') fail('"insecureHttp" must be true or false');
-  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true };
+  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true, store: storeTuning(o['store'], fail) };
 }
 
 export function findMaster(file: ClusterFile, name: string): MasterSpec {
@@ -183,6 +199,16 @@ function timing(v: unknown, fail: (m: string) => never): RaftTiming {
   const t = { tickMs: int('tickMs', 1, 10_000), electionTicks: int('electionTicks', 2, 1000), heartbeatTicks: int('heartbeatTicks', 1, 999) };
   if (t.heartbeatTicks >= t.electionTicks) fail('raft.heartbeatTicks must be less than raft.electionTicks');
   return t;
+}
+
+function storeTuning(v: unknown, fail: (m: string) => never): StoreTuning {
+  if (v === undefined) return { historyRevisions: 20_000 };
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('"store" must be a mapping, e.g. store: { historyRevisions: 20000 }');
+  const o = v as Obj;
+  for (const k of Object.keys(o)) if (k !== 'historyRevisions') fail(`store has an unknown field "${k}" (known: historyRevisions)`);
+  const h = o['historyRevisions'] ?? 20_000;
+  if (typeof h !== 'number' || !Number.isInteger(h) || h < 100 || h > 10_000_000) fail('store.historyRevisions must be an integer from 100 to 10000000');
+  return { historyRevisions: h as number };
 }
 
 function address(v: unknown, what: string, fail: (m: string) => never): Address {

@@ -34,6 +34,7 @@ export async function master(args: readonly string[]): Promise<number> {
       tickMs: file.raft.tickMs,
       electionTicks: file.raft.electionTicks,
       heartbeatTicks: file.raft.heartbeatTicks,
+      historyRevisions: file.store.historyRevisions,
     });
   } catch (err) {
     throw startupError(me.name, 'peers', `${me.peerListen.host}:${me.peerListen.port}`, err);

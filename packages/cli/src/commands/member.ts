@@ -17,8 +17,10 @@ export async function member(args: readonly string[]): Promise<number> {
   if (values.config === undefined || values.name === undefined) throw new UsageError(`member ${action} needs --config FILE and --name NAME`, MEMBER_USAGE);
   const file = loadClusterFile(values.config);
   const target = findMaster(file, values.name);
-  const others = file.masters.filter((m) => m.name !== target.name || action === 'transfer');
-  const client = new KvClient({ endpoints: others.map(clientUrl), secret: file.secret, name: 'flotilla-member', timeoutMs: 30_000 });
+  // A master being added is not a member yet, so it cannot answer; one being removed may be
+  // the leader itself (which then steps down once the change commits), so it is asked too.
+  const endpoints = action === 'add' ? file.masters.filter((m) => m.name !== target.name) : file.masters;
+  const client = new KvClient({ endpoints: endpoints.map(clientUrl), secret: file.secret, name: 'flotilla-member', timeoutMs: 30_000 });
   try {
     if (action === 'add') {
       await client.admin({ op: 'member', action: 'addLearner', name: target.name, peerUrl: peerUrl(target) });

@@ -3,7 +3,7 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { clientUrl, loadClusterFile, type ClusterFile, type MasterSpec } from '../cluster-file.ts';
+import { apiUrl, clientUrl, loadClusterFile, type ClusterFile, type MasterSpec } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
 import { collectStatus } from './status.ts';
 
@@ -69,19 +69,28 @@ export async function up(args: readonly string[]): Promise<number> {
     const poller = setInterval(() => {
       void collectStatus(file, 400).then((masters) => {
         if (stopping) return;
-        const leaders = masters.filter((m) => m.role === 'leader');
-        const now = leaders.length === 1 ? leaders[0]! : undefined;
+        // The newest term any master reports, and who leads it by what the masters in that
+        // term say (a leader busy for a moment still has followers that name it).
+        const term = Math.max(0, ...masters.map((m) => m.term ?? 0));
+        const named = masters.find((m) => m.term === term && (m.role === 'leader' || m.leader !== null));
+        const now = named === undefined ? undefined : { name: named.role === 'leader' ? named.name : named.leader!, term };
+        const anyAnswered = masters.some((m) => m.reachable);
         if (now !== undefined && now.name !== leader) {
           leader = now.name;
           if (!ready) {
             ready = true;
             say(`cluster ${file.cluster} is ready: ${now.name} leads (term ${now.term})`);
-            say(`clients: ${file.masters.map(clientUrl).join(' ')}`);
+            say(`store clients: ${file.masters.map(clientUrl).join(' ')}`);
+            const apis = file.masters.map((m) => apiUrl(file, m)).filter((u): u is string => u !== undefined);
+            if (apis.length > 0) {
+              say(`Kubernetes API: ${apis.join(' ')}`);
+              say(`kubectl: npx flotilla kubeconfig --config ${file.path} > flotilla.kubeconfig && kubectl --kubeconfig flotilla.kubeconfig get nodes,pods -A`);
+            }
             say('Ctrl-C stops all masters');
           } else {
             say(`leader is now ${now.name} (term ${now.term})`);
           }
-        } else if (now === undefined && leader !== null && ready) {
+        } else if (now === undefined && anyAnswered && leader !== null && ready) {
           leader = null;
           say('no leader at the moment; an election is under way');
         }
