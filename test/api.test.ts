@@ -4,6 +4,7 @@
 // roles, and a watch that stays open on a surviving master while the leader is SIGKILLed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
+import { request } from 'node:https';
 import { AppsV1Api, CoreV1Api, PatchStrategy, setHeaderOptions, Watch, type V1Pod } from '@kubernetes/client-node';
 import { AgentClient } from '@flotilla/api';
 import { ADMIN_TOKEN, JOIN_TOKEN, ProcessCluster, VIEWER_TOKEN } from './support/masters.ts';
@@ -510,4 +511,36 @@ describe('API server on a 3-master cluster', { timeout: 180_000 }, () => {
     await cluster.apiReady(leader);
     assert.equal((await core(leader).listNamespacedPod({ namespace: 'chaos' })).items.length, N);
   });
+});
+
+test('over its in-flight limit a master answers 429 with Retry-After and does nothing; below it, it serves again', { timeout: 60_000 }, async (t) => {
+  const small = await ProcessCluster.create({ masters: 1, api: true, proxied: false, apiServer: { maxMutatingRequestsInFlight: 1 } });
+  t.after(() => small.stop());
+  await small.start('m1');
+  await small.leader();
+  await small.apiReady('m1');
+  const path = '/api/v1/namespaces/default/pods';
+  // A create whose body is still arriving holds the one slot for changes.
+  const body = Buffer.from(JSON.stringify(pod('slow')));
+  let slowDone!: (status: number) => void;
+  const slowStatus = new Promise<number>((r) => (slowDone = r));
+  const slow = request(new URL(path, small.apiUrl('m1')), { method: 'POST', ca: small.caCert(), headers: { authorization: `Bearer ${ADMIN_TOKEN}`, 'content-type': 'application/json', 'content-length': body.length } }, (res) => {
+    res.resume();
+    res.on('end', () => slowDone(res.statusCode ?? 0));
+  });
+  slow.write(body.subarray(0, 10));
+  await new Promise((r) => setTimeout(r, 300));
+  const refused = await raw(small, 'm1', 'POST', path, { token: ADMIN_TOKEN, body: JSON.stringify(pod('refused')) });
+  assert.equal(refused.status, 429, refused.text);
+  assert.equal(refused.headers['retry-after'], '1');
+  assert.equal(refused.json.reason, 'TooManyRequests');
+  assert.match(refused.json.message, /already serving 1 changes at once; retry in a second/);
+  // Reads have their own limit (default 400), so they still go through.
+  assert.equal((await raw(small, 'm1', 'GET', path, { token: ADMIN_TOKEN })).status, 200);
+  slow.end(body.subarray(10));
+  assert.equal(await slowStatus, 201);
+  const later = await raw(small, 'm1', 'POST', path, { token: ADMIN_TOKEN, body: JSON.stringify(pod('after')) });
+  assert.equal(later.status, 201, later.text);
+  const names = (await raw(small, 'm1', 'GET', path, { token: ADMIN_TOKEN })).json.items.map((p: { metadata: { name: string } }) => p.metadata.name);
+  assert.deepEqual(names.sort(), ['after', 'slow'], 'the refused create was not stored');
 });

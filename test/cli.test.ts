@@ -42,6 +42,8 @@ test('a bad cluster file stops the master with one clear sentence and no stack t
     ['short secret', good().replace(SECRET, 'secret: short'), ['--name', 'm1'], /secret must be at least 16 characters/],
     ['bad address', good().replace(`"127.0.0.1:${p1}"`, '"127.0.0.1:99999"'), ['--name', 'm1'], /peer must be host:port with a port from 1 to 65535/],
     ['bad store tuning', good().replace('masters:', 'store: { historyRevisions: 5 }\nmasters:'), ['--name', 'm1'], /store.historyRevisions must be an integer from 100 to 10000000/],
+    ['bad API limits', good().replace('masters:', 'apiServer: { maxRequestsInFlight: 0 }\nmasters:'), ['--name', 'm1'], /apiServer.maxRequestsInFlight must be an integer from 1 to 100000/],
+    ['unknown API limit', good().replace('masters:', 'apiServer: { maxInflight: 5 }\nmasters:'), ['--name', 'm1'], /apiServer has an unknown field "maxInflight" \(known: maxRequestsInFlight, maxMutatingRequestsInFlight\)/],
     ['short token', good().replace('masters:', 'tokens:\n  - { name: a, token: short, role: admin }\nmasters:'), ['--name', 'm1'], /tokens\[0\] \(a\) needs a "token" of at least 16 characters/],
     ['bad role', good().replace('masters:', 'tokens:\n  - { name: a, token: 0123456789abcdef0, role: root }\nmasters:'), ['--name', 'm1'], /role must be admin or viewer/],
     ['unusable data directory', good().replace('data: d1', 'data: /etc/passwd/m1'), ['--name', 'm1'], /cannot create the data directory \/etc\/passwd\/m1: ENOTDIR/],

@@ -54,6 +54,8 @@ export interface ProcessClusterOptions {
   readonly api?: boolean;
   /** Revisions of history the store keeps (cluster file store.historyRevisions). */
   readonly historyRevisions?: number;
+  /** API in-flight limits (cluster file apiServer). */
+  readonly apiServer?: { maxRequestsInFlight?: number; maxMutatingRequestsInFlight?: number };
   /** Serve the API over plain HTTP (cluster file insecureHttp: true). */
   readonly insecureHttp?: boolean;
   /** Extra node flags for the master processes (e.g. ['--cpu-prof'] when profiling). */
@@ -89,6 +91,7 @@ export class ProcessCluster {
       lines.push('tokens:', `  - { name: admin, token: ${ADMIN_TOKEN}, role: admin }`, `  - { name: viewer, token: ${VIEWER_TOKEN}, role: viewer }`, `joinToken: ${JOIN_TOKEN}`);
       if (options.insecureHttp === true) lines.push('insecureHttp: true');
     }
+    if (options.apiServer !== undefined) lines.push(`apiServer: ${JSON.stringify(options.apiServer)}`);
     if (options.historyRevisions !== undefined) lines.push(`store: { historyRevisions: ${options.historyRevisions} }`);
     lines.push('masters:');
     const joiners = options.joiners ?? 0;

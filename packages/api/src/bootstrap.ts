@@ -28,6 +28,8 @@ export interface ApiOptions {
   /** Plain HTTP instead of HTTPS (only when the cluster file asks for it). */
   readonly insecureHttp: boolean;
   readonly logger: Logger;
+  /** In-flight limits (see ApiServerOptions); Kubernetes' defaults when absent. */
+  readonly limits?: { readonly maxRequestsInFlight: number; readonly maxMutatingRequestsInFlight: number };
 }
 
 const enc = new TextEncoder();
@@ -137,6 +139,7 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     ...(tls === undefined ? {} : { tls }),
     authenticator: auth,
     ...(options.joinToken === undefined ? {} : { joinToken: options.joinToken }),
+    ...options.limits,
     logger,
   });
   await ensureNamespaces(api, logger);

@@ -18,7 +18,9 @@ import { parse, YAMLParseError } from 'yaml';
  *
  * Optional: `insecureHttp: true` (serve the API over plain HTTP: throwaway clusters only),
  * `store: { historyRevisions: N }` (revisions kept for watches and paged lists, default
- * 20,000). Optional per master: `api` (no API without it), `peerListen` (bind here, when
+ * 20,000), `apiServer: { maxRequestsInFlight: N, maxMutatingRequestsInFlight: M }` (requests
+ * each master's API serves at once before answering 429, default 400 reads and 200 changes, as
+ * Kubernetes). Optional per master: `api` (no API without it), `peerListen` (bind here, when
  * others reach `peer` through a proxy) and `join: true` (not a founder: it starts empty and is
  * added with `flotilla member add`). Relative paths are relative to the cluster file.
  */
@@ -36,6 +38,15 @@ export interface ClusterFile {
   readonly insecureHttp: boolean;
   /** Store tuning. */
   readonly store: StoreTuning;
+  /** API server limits. */
+  readonly apiServer: ApiServerTuning;
+}
+
+export interface ApiServerTuning {
+  /** Reads served at once (watches not counted) before more get 429. */
+  readonly maxRequestsInFlight: number;
+  /** Changes served at once before more get 429. */
+  readonly maxMutatingRequestsInFlight: number;
 }
 
 export interface StoreTuning {
@@ -116,7 +127,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail('must be a YAML mapping with "cluster", "secret" and "masters"');
   const o = doc as Obj;
-  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp', 'store']);
+  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp', 'store', 'apiServer']);
   for (const k of Object.keys(o)) if (!known.has(k)) fail(`has an unknown field "${k}" (known: ${[...known].join(', ')})`);
   const cluster = o['cluster'];
   if (typeof cluster !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(cluster)) fail('needs "cluster": a lower-case name');
@@ -159,7 +170,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   const joinToken = o['joinToken'];
   if (joinToken !== undefined && (typeof joinToken !== 'string' || joinToken.length < 16)) fail('"joinToken" must be a string of at least 16 characters');
   if (o['insecureHttp'] !== undefined && typeof o['insecureHttp'] !== 'boolean') fail('"insecureHttp" must be true or false');
-  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true, store: storeTuning(o['store'], fail) };
+  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true, store: storeTuning(o['store'], fail), apiServer: apiServerTuning(o['apiServer'], fail) };
 }
 
 export function findMaster(file: ClusterFile, name: string): MasterSpec {
@@ -209,6 +220,20 @@ function storeTuning(v: unknown, fail: (m: string) => never): StoreTuning {
   const h = o['historyRevisions'] ?? 20_000;
   if (typeof h !== 'number' || !Number.isInteger(h) || h < 100 || h > 10_000_000) fail('store.historyRevisions must be an integer from 100 to 10000000');
   return { historyRevisions: h as number };
+}
+
+function apiServerTuning(v: unknown, fail: (m: string) => never): ApiServerTuning {
+  const defaults = { maxRequestsInFlight: 400, maxMutatingRequestsInFlight: 200 };
+  if (v === undefined) return defaults;
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('"apiServer" must be a mapping, e.g. apiServer: { maxRequestsInFlight: 400, maxMutatingRequestsInFlight: 200 }');
+  const o = v as Obj;
+  for (const k of Object.keys(o)) if (!(k in defaults)) fail(`apiServer has an unknown field "${k}" (known: maxRequestsInFlight, maxMutatingRequestsInFlight)`);
+  const int = (k: keyof typeof defaults): number => {
+    const x = o[k] ?? defaults[k];
+    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 100_000) fail(`apiServer.${k} must be an integer from 1 to 100000`);
+    return x as number;
+  };
+  return { maxRequestsInFlight: int('maxRequestsInFlight'), maxMutatingRequestsInFlight: int('maxMutatingRequestsInFlight') };
 }
 
 function address(v: unknown, what: string, fail: (m: string) => never): Address {

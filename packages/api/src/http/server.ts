@@ -33,6 +33,13 @@ export interface ApiServerOptions {
   readonly logger: Logger;
   /** Seconds between watch bookmarks (default 15). */
   readonly bookmarkSeconds?: number;
+  /**
+   * Requests served at once before more get 429 (watches not counted), as Kubernetes'
+   * --max-requests-inflight (reads, default 400) and --max-mutating-requests-inflight
+   * (changes, default 200).
+   */
+  readonly maxRequestsInFlight?: number;
+  readonly maxMutatingRequestsInFlight?: number;
 }
 
 /** One API request, whatever carried it (HTTP, or an agent's WebSocket). */
@@ -59,6 +66,7 @@ export class ApiServer {
   readonly agents: AgentEndpoint;
   private readonly handlers: Handlers;
   private readonly open = new Set<ServerResponse>();
+  private readonly inFlight = { reads: 0, changes: 0 };
 
   private constructor(
     private readonly http: Server,
@@ -120,7 +128,8 @@ export class ApiServer {
         res.destroy();
         return;
       }
-      send(res, e.code, e.toStatus());
+      const retry = e.details?.retryAfterSeconds;
+      send(res, e.code, e.toStatus(), 'application/json', retry === undefined ? {} : { 'retry-after': String(retry) });
     }
   }
 
@@ -148,8 +157,19 @@ export class ApiServer {
       const { r, namespace } = watch;
       return serveWatch(req, res, this.objects, r, namespace, call.query, this.options.bookmarkSeconds ?? 15);
     }
-    const result = await this.execute(user, call);
-    send(res, result.code, result.body, result.contentType);
+    const mutating = method !== 'GET' && method !== 'HEAD';
+    const kind = mutating ? 'changes' : 'reads';
+    const max = mutating ? (this.options.maxMutatingRequestsInFlight ?? 200) : (this.options.maxRequestsInFlight ?? 400);
+    if (this.inFlight[kind] >= max) {
+      throw new ApiError('TooManyRequests', `this master is already serving ${max} ${mutating ? 'changes' : 'reads'} at once; retry in a second (or on another master)`, { retryAfterSeconds: 1 });
+    }
+    this.inFlight[kind]++;
+    try {
+      const result = await this.execute(user, call);
+      send(res, result.code, result.body, result.contentType);
+    } finally {
+      this.inFlight[kind]--;
+    }
   }
 
   /**
@@ -328,9 +348,9 @@ function deleteOptions(body: unknown, q: URLSearchParams): DeleteOptions {
   };
 }
 
-export function send(res: ServerResponse, code: number, body: unknown, contentType = 'application/json'): void {
+export function send(res: ServerResponse, code: number, body: unknown, contentType = 'application/json', headers: Record<string, string> = {}): void {
   const text = JSON.stringify(body);
-  res.writeHead(code, { 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-cache, private' });
+  res.writeHead(code, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-cache, private' });
   res.end(text);
 }
 

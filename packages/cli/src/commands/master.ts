@@ -61,7 +61,7 @@ export async function master(args: readonly string[]): Promise<number> {
   const apiStarted =
     me.api === undefined
       ? Promise.resolve()
-      : startApi({ node, cluster: file.cluster, host: me.api.host, port: me.api.port, dataDir: me.data, tokens: file.tokens, joinToken: file.joinToken, insecureHttp: file.insecureHttp, logger }).then(
+      : startApi({ node, cluster: file.cluster, host: me.api.host, port: me.api.port, dataDir: me.data, tokens: file.tokens, joinToken: file.joinToken, insecureHttp: file.insecureHttp, limits: file.apiServer, logger }).then(
           (a) => {
             api = a;
             logger.info({ url: apiUrl(file, me) }, `master ${me.name} serves the API`);
