@@ -112,7 +112,7 @@ async function followNodeTokens(node: StoreNode, auth: Authenticator, logger: Lo
 }
 
 /** Creates the namespaces every cluster has, if missing. */
-async function ensureNamespaces(api: ApiServer, logger: Logger): Promise<void> {
+export async function ensureNamespaces(api: ApiServer, logger: Logger): Promise<void> {
   const ns = RESOURCES.find((r) => r.kind === 'Namespace')!;
   for (const name of SYSTEM_NAMESPACES) {
     await retry('create the system namespaces', logger, async () => {

@@ -28,3 +28,5 @@ export { AgentClient, AgentApiError, joinCluster, type AgentClientOptions, type 
 export { startApi, ensureCa, CA_KEY, type ApiOptions } from './bootstrap.ts';
 export { createCa, createServingCert, type Pem } from './certs.ts';
 export { timestamp } from './strategy.ts';
+export * from './client/index.ts';
+export { writeFence } from './objects.ts';

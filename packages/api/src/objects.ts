@@ -2,12 +2,20 @@
 // (`/registry/<resource>/<namespace>/<name>`), JSON values, and the store revision of the
 // object's last change as its resourceVersion. Creates, updates and deletes are
 // transactions, so a stale resourceVersion is a 409 and nothing changes.
+import { AsyncLocalStorage } from 'node:async_hooks';
 import { isKvError, type KeyValue, type StoreNode, type TxnResponse, type WatchEvent as KvEvent } from '@flotilla/store';
 import { ApiError, conflict, notFound } from './errors.ts';
 import { matches, matchesFields, type FieldRequirement, type Selector } from './labels.ts';
 import { fieldsOf, storeKey, type ResourceInfo } from './resources.ts';
 import type { KubeList, KubeObject, WatchEventType } from './types/meta.ts';
 import { apiVersionOf } from './resources.ts';
+
+/**
+ * The Raft term that writes made in this async context are fenced to (see StoreNode.write):
+ * the leader-only loops run their API calls inside `writeFence.run(term, …)`, so nothing they
+ * write can land after that leadership ended.
+ */
+export const writeFence = new AsyncLocalStorage<number>();
 
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
@@ -62,6 +70,8 @@ function storeError(err: unknown): ApiError {
         return new ApiError('ServiceUnavailable', `the cluster could not complete the request in time (${err.message}); retry`, { retryAfterSeconds: 1 });
       case 'too-large':
         return new ApiError('RequestEntityTooLarge', err.message);
+      case 'fenced':
+        return new ApiError('Conflict', `this master no longer leads in the term the request was made for (${err.message})`);
       case 'future-revision':
         return new ApiError('Timeout', `too large resource version: ${err.message}`, { retryAfterSeconds: 1 });
       default:
@@ -148,7 +158,7 @@ export class ObjectStore {
         compare: [{ key, target: 'version', result: 'equal', value: 0 }],
         success: [{ op: 'put', key, value: encodeObject(obj) }],
         failure: [],
-      })) as TxnResponse;
+      }, undefined, undefined, writeFence.getStore())) as TxnResponse;
     } catch (err) {
       throw storeError(err);
     }
@@ -187,7 +197,7 @@ export class ObjectStore {
         compare: [{ key, target: 'modRevision', result: 'equal', value: expected }],
         success: [op],
         failure: [{ op: 'range', key, countOnly: true }],
-      })) as TxnResponse;
+      }, undefined, undefined, writeFence.getStore())) as TxnResponse;
     } catch (err) {
       throw storeError(err);
     }

@@ -25,6 +25,11 @@ export const KV_ERROR_CODES = [
    * was refused; check the state and write again (the client starts a new session).
    */
   'session-expired',
+  /**
+   * The write was fenced to a Raft term (the leader-only loops fence theirs to the term they
+   * lead in) and reached the log in a later term: that leadership is over, so it was not applied.
+   */
+  'fenced',
 ] as const;
 
 export type KvErrorCode = (typeof KV_ERROR_CODES)[number];

@@ -223,10 +223,15 @@ export class StoreNode extends EventEmitter<Events> {
 
   /**
    * Replicates a write and returns its response once applied. With a session, a retry of the
-   * same (client, seq) is applied at most once. Throws KvError.
+   * same (client, seq) is applied at most once. With `fence` (a term this master leads in), the
+   * write is applied only if it reaches the log in that term, else it fails with `fenced`: what
+   * the leader-only loops write can never land after their leadership ended. Throws KvError.
    */
-  async write(request: WriteRequest, session?: Session, timeoutMs = this.options.requestTimeoutMs ?? 5000): Promise<WriteResponse> {
+  async write(request: WriteRequest, session?: Session, timeoutMs = this.options.requestTimeoutMs ?? 5000, fence?: number): Promise<WriteResponse> {
     this.assertOpen();
+    if (fence !== undefined && !(this.isLeader && this.leaderTerm === fence)) {
+      throw new KvError('fenced', `the write was made for the leadership of term ${fence}, which this master does not hold (it is ${this.isLeader ? `leader in term ${this.leaderTerm}` : 'not the leader'})`);
+    }
     const req = validateWrite(request);
     const own = session === undefined ? this.own : undefined;
     let s: Session;
@@ -237,7 +242,7 @@ export class StoreNode extends EventEmitter<Events> {
       // In-flight sequence numbers are added in increasing order: the first is the oldest.
       s = { client: own.id, seq, firstUnacked: own.inFlight.values().next().value! };
     }
-    const data = encodeCommand({ session: s, request: req });
+    const data = encodeCommand({ session: s, request: req, ...(fence === undefined ? {} : { fence }) });
     try {
       const pending = this.writes.submit(`${s.client}:${s.seq}`, data, Date.now() + timeoutMs);
       this.schedule();
@@ -512,7 +517,7 @@ export class StoreNode extends EventEmitter<Events> {
       // are skipped alike on every master.
       const cmd = e.data.byteLength > 0 ? decodeCommand(e.data) : undefined;
       if (cmd !== undefined) {
-        const outcome = this.store.applyCommand(cmd);
+        const outcome = this.store.applyCommand(cmd, e.term);
         this.afterWrite(cmd.request, outcome);
         if (cmd.session !== undefined) this.writes.resolve(`${cmd.session.client}:${cmd.session.seq}`, outcome);
       }

@@ -32,6 +32,22 @@ test('masters elect a leader; a client writes through any of them and reads line
   await c.converged();
 });
 
+test('a write fenced to the leader\'s term lands; after the leader changes, it is refused everywhere', async () => {
+  const c = await cluster();
+  const leader = await c.leader();
+  await eventually(() => leader.leadership().isLeader, 'the leader knows it leads');
+  const term = leader.leadership().term;
+  await leader.write({ type: 'put', key: '/fenced', value: enc('1') }, undefined, undefined, term);
+  const follower = c.running().find((n) => n !== leader)!;
+  await assert.rejects(follower.write({ type: 'put', key: '/fenced', value: enc('2') }, undefined, undefined, term), (e: KvError) => e.code === 'fenced');
+  await c.stopMember(leader.id);
+  const next = await c.leader();
+  await eventually(() => next.leadership().isLeader, 'the new leader knows it leads');
+  assert.ok(next.leadership().term > term);
+  await assert.rejects(next.write({ type: 'put', key: '/fenced', value: enc('3') }, undefined, undefined, term), (e: KvError) => e.code === 'fenced' && /term \d+/.test(e.message));
+  assert.equal(dec((await next.range({ key: '/fenced' })).kvs[0]!.value), '1');
+});
+
 test('the leader stops; another takes over; the stopped master comes back with everything', async () => {
   const c = await cluster();
   const client = c.client({ timeoutMs: 8000 });

@@ -195,6 +195,18 @@ describe('sessions, determinism, snapshots', () => {
     assert.equal(dec(s.range({ key: 'k' }).kvs[0]!.value), 'b');
   });
 
+  test('a write fenced to a term is applied only in that term, and a retry gets the same answer', () => {
+    const s = new MvccStore();
+    const put = (seq: number, fence: number, term: number): ApplyOutcome => s.applyCommand({ session: { client: 'ctl', seq, firstUnacked: seq }, request: { type: 'put', key: 'k', value: enc(`v${seq}`) }, fence }, term);
+    assert.ok(put(1, 3, 3).ok);
+    const late = put(2, 3, 4);
+    assert.ok(!late.ok && late.code === 'fenced', 'written for term 3, reached the log in term 4');
+    assert.match((late as { message: string }).message, /leadership of term 3, but reached the log in term 4/);
+    assert.deepEqual(put(2, 3, 4), late);
+    assert.equal(dec(s.range({ key: 'k' }).kvs[0]!.value), 'v1', 'the fenced write changed nothing');
+    assert.ok(!s.applyCommand({ request: { type: 'put', key: 'k', value: enc('x') }, fence: -1 }, 1).ok, 'a malformed fence is refused');
+  });
+
   test('a session the store has forgotten is refused with session-expired, never applied twice', () => {
     const s = new MvccStore();
     const put = (client: string, seq: number, firstUnacked: number, value: string): ApplyOutcome => s.applyCommand({ session: { client, seq, firstUnacked }, request: { type: 'put', key: `k/${client}`, value: enc(value) } });

@@ -107,7 +107,8 @@ export class MvccStore {
   // Writes.
 
   /** Applies one replicated command; a session's retry gets the first attempt's outcome. */
-  applyCommand(entry: Command): ApplyOutcome {
+  /** Applies one log command; `term` is its entry's Raft term (checked against a fence). */
+  applyCommand(entry: Command, term = 0): ApplyOutcome {
     // Masters validate before proposing, but the log is input too (a peer of another version,
     // or anyone holding the cluster secret, can put anything in it): a command that does not
     // validate is refused, the same way on every master, instead of breaking the apply loop.
@@ -115,12 +116,17 @@ export class MvccStore {
     try {
       const session = validateSession(entry.session);
       cmd = { request: validateWrite(entry.request), ...(session === undefined ? {} : { session }) };
+      if (entry.fence !== undefined && !(Number.isSafeInteger(entry.fence) && entry.fence > 0)) throw new KvError('invalid-request', 'fence must be a positive term');
     } catch (err) {
       if (err instanceof KvError) return refuse(err.code, `the log holds a malformed command, refused: ${err.message}`);
       throw err;
     }
     const s = cmd.session;
-    if (s === undefined) return this.execute(cmd.request);
+    const run = (): ApplyOutcome =>
+      entry.fence === undefined || entry.fence === term
+        ? this.execute(cmd.request)
+        : refuse('fenced', `the write was made for the leadership of term ${entry.fence}, but reached the log in term ${term}: not applied`);
+    if (s === undefined) return run();
     let session = this.sessions.get(s.client);
     if (session !== undefined) {
       this.sessions.delete(s.client); // re-inserted below: Map order is least recently used first
@@ -145,7 +151,7 @@ export class MvccStore {
       session.floor = s.firstUnacked;
       for (const seq of session.responses.keys()) if (seq < session.floor) session.responses.delete(seq);
     }
-    const outcome = this.execute(cmd.request);
+    const outcome = run();
     session.responses.set(s.seq, outcome);
     this.sessions.set(s.client, session);
     if (this.sessions.size > MAX_SESSIONS) this.sessions.delete(this.sessions.keys().next().value!);

@@ -177,4 +177,6 @@ export interface Session {
 export interface Command {
   readonly session?: Session;
   readonly request: WriteRequest;
+  /** Apply only if the entry's Raft term is this one (see KvErrorCode 'fenced'). */
+  readonly fence?: number;
 }

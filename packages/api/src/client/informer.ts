@@ -1,0 +1,146 @@
+// An informer: a local cache of one resource kept current by list + watch, with handlers
+// called on every add, update and delete, as client-go's shared informers. If its watch
+// ends it watches again from the last resourceVersion it saw; if that is too old (410) it
+// lists again and reports the difference as events, so handlers never miss a change.
+// Cached objects are shared: handlers and readers must not modify them (copy first).
+import { ApiError } from '../errors.ts';
+import type { Logger } from '@flotilla/wire';
+import type { KubeObject } from '../types/meta.ts';
+import type { ApiClient, ListOptions } from './types.ts';
+
+export interface InformerHandlers<T> {
+  readonly add?: (obj: T) => void;
+  readonly update?: (old: T, obj: T) => void;
+  readonly delete?: (obj: T) => void;
+}
+
+export function objectKey(obj: KubeObject): string {
+  return obj.metadata.namespace === undefined ? obj.metadata.name ?? '' : `${obj.metadata.namespace}/${obj.metadata.name ?? ''}`;
+}
+
+export class Informer<T extends KubeObject> {
+  private readonly cache = new Map<string, T>();
+  private readonly handlers: InformerHandlers<T>[] = [];
+  private stopWatch: (() => void) | undefined;
+  private stopped = false;
+  private synced = false;
+  private resourceVersion = '';
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(
+    private readonly client: ApiClient,
+    readonly resource: string,
+    private readonly options: { namespace?: string; list?: ListOptions; logger?: Logger } = {},
+  ) {}
+
+  on(handlers: InformerHandlers<T>): this {
+    this.handlers.push(handlers);
+    return this;
+  }
+
+  /** Lists, fills the cache (calling add for each object), then watches. */
+  async start(): Promise<void> {
+    await this.relist();
+    this.synced = true;
+  }
+
+  get hasSynced(): boolean {
+    return this.synced;
+  }
+
+  /** The revision the cache reflects. */
+  get revision(): string {
+    return this.resourceVersion;
+  }
+
+  get(namespace: string | undefined, name: string): T | undefined {
+    return this.cache.get(namespace === undefined ? name : `${namespace}/${name}`);
+  }
+
+  getByKey(key: string): T | undefined {
+    return this.cache.get(key);
+  }
+
+  list(): T[] {
+    return [...this.cache.values()];
+  }
+
+  get size(): number {
+    return this.cache.size;
+  }
+
+  stop(): void {
+    this.stopped = true;
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.stopWatch?.();
+    this.stopWatch = undefined;
+  }
+
+  private async relist(): Promise<void> {
+    const listed = await this.client.list<T>(this.resource, this.options.namespace, this.options.list);
+    if (this.stopped) return;
+    const seen = new Set<string>();
+    for (const obj of listed.items) {
+      const key = objectKey(obj);
+      seen.add(key);
+      this.apply('MODIFIED', obj);
+    }
+    for (const [key, old] of [...this.cache]) if (!seen.has(key)) this.apply('DELETED', old);
+    this.resourceVersion = listed.resourceVersion;
+    await this.watch();
+  }
+
+  private async watch(): Promise<void> {
+    if (this.stopped) return;
+    this.stopWatch = await this.client.watch<T>(
+      this.resource,
+      this.options.namespace,
+      this.resourceVersion,
+      {
+        event: (type, obj) => {
+          if (this.stopped) return;
+          if (type === 'ADDED' || type === 'MODIFIED' || type === 'DELETED') this.apply(type, obj);
+          const rv = obj.metadata.resourceVersion;
+          if (rv !== undefined && rv !== '') this.resourceVersion = rv;
+        },
+        end: (err) => {
+          this.stopWatch = undefined;
+          if (this.stopped) return;
+          this.restart(err !== undefined && err.reason === 'Expired');
+        },
+      },
+      this.options.list,
+    );
+  }
+
+  /** After a watch ended: watch again (or list again if its revision is gone), retrying on error. */
+  private restart(relist: boolean, delayMs = 0): void {
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = undefined;
+      if (this.stopped) return;
+      (relist ? this.relist() : this.watch()).catch((err: unknown) => {
+        if (this.stopped) return;
+        const expired = err instanceof ApiError && err.reason === 'Expired';
+        this.options.logger?.warn({ resource: this.resource, err: (err as Error).message }, 'an informer could not watch; retrying');
+        this.restart(relist || expired, Math.min(1000, Math.max(50, delayMs * 2)));
+      });
+    }, delayMs);
+  }
+
+  private apply(type: 'ADDED' | 'MODIFIED' | 'DELETED', obj: T): void {
+    const key = objectKey(obj);
+    const old = this.cache.get(key);
+    if (type === 'DELETED') {
+      if (old === undefined) return;
+      this.cache.delete(key);
+      for (const h of this.handlers) h.delete?.(obj);
+      return;
+    }
+    if (old !== undefined && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
+    this.cache.set(key, obj);
+    for (const h of this.handlers) {
+      if (old === undefined) h.add?.(obj);
+      else h.update?.(old, obj);
+    }
+  }
+}
