@@ -1,4 +1,4 @@
 export type { ApiClient, ListResult, ListOptions as ClientListOptions, DeleteCallOptions, WatchCallbacks } from './types.ts';
 export { LocalClient, resourcePath, resourceInfo, type LocalClientOptions } from './local.ts';
-export { Informer, objectKey, type InformerHandlers } from './informer.ts';
+export { Informer, InformerFactory, objectKey, type InformerHandlers } from './informer.ts';
 export { WorkQueue, type WorkQueueOptions } from './workqueue.ts';

@@ -144,3 +144,38 @@ export class Informer<T extends KubeObject> {
     }
   }
 }
+
+/**
+ * One informer per resource, shared by every loop of a master's control plane (as client-go's
+ * SharedInformerFactory): ask for what you need before start(), then read the caches.
+ */
+export class InformerFactory {
+  private readonly informers = new Map<string, Informer<KubeObject>>();
+  private started = false;
+
+  constructor(
+    private readonly client: ApiClient,
+    private readonly logger?: Logger,
+  ) {}
+
+  /** The informer of `resource` across all namespaces (created on first request). */
+  informer<T extends KubeObject>(resource: string): Informer<T> {
+    let inf = this.informers.get(resource);
+    if (inf === undefined) {
+      if (this.started) throw new Error(`informer for ${resource} requested after start(); ask for it before`);
+      inf = new Informer<KubeObject>(this.client, resource, this.logger === undefined ? {} : { logger: this.logger });
+      this.informers.set(resource, inf);
+    }
+    return inf as unknown as Informer<T>;
+  }
+
+  /** Lists and starts watching every informer asked for; resolves once all caches are filled. */
+  async start(): Promise<void> {
+    this.started = true;
+    await Promise.all([...this.informers.values()].map((i) => i.start()));
+  }
+
+  stop(): void {
+    for (const i of this.informers.values()) i.stop();
+  }
+}

@@ -1,0 +1,1 @@
+export type { Controller, ControllerContext } from './context.ts';
