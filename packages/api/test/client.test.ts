@@ -70,6 +70,19 @@ describe('LocalClient and Informer on the real API', () => {
     await c.delete('pods', 'default', 'after-stop');
   });
 
+  test('a binding for another uid is refused; the right one binds once', async () => {
+    const c = api.client;
+    const p = await c.create('pods', pod('bound'));
+    await assert.rejects(c.bind('default', 'bound', 'w1', 'some-other-uid'), (e: ApiError) => e.code === 409 && /UID in precondition/.test(e.message));
+    assert.equal((await c.get<Pod>('pods', 'default', 'bound')).spec.nodeName, undefined);
+    await c.bind('default', 'bound', 'w1', p.metadata.uid);
+    const got = await c.get<Pod>('pods', 'default', 'bound');
+    assert.equal(got.spec.nodeName, 'w1');
+    assert.ok(got.status?.conditions?.some((x) => x.type === 'PodScheduled' && x.status === 'True'));
+    await assert.rejects(c.bind('default', 'bound', 'w2', p.metadata.uid), (e: ApiError) => e.code === 409 && /already assigned to node "w1"/.test(e.message));
+    await c.delete('pods', 'default', 'bound', { gracePeriodSeconds: 0 });
+  });
+
   test('writes fenced to a term that is not the current one are refused and change nothing', async () => {
     const term = api.node.leadership().term;
     const stale = api.clientWith({ fence: () => term - 1 });

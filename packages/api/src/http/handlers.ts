@@ -245,6 +245,10 @@ export class Handlers {
     if (typeof node !== 'string' || node === '') throw new ApiError('BadRequest', 'a Binding needs target.name: the node to run the pod on');
     await this.guardedUpdate(r, namespace, name, undefined, false, (current) => {
       const pod = structuredClone(current) as Pod;
+      // A binding names the pod it was decided for: one deleted and recreated under the
+      // same name meanwhile is another pod (Kubernetes checks the same precondition).
+      const uid = b.metadata?.uid;
+      if (uid !== undefined && uid !== current.metadata.uid) throw new ApiError('Conflict', `Precondition failed: UID in precondition: ${uid}, UID in object meta: ${current.metadata.uid}`);
       if (pod.metadata.deletionTimestamp !== undefined) throw new ApiError('Conflict', `pod ${name} is being deleted, cannot be assigned to a host`);
       if (pod.spec.nodeName !== undefined && pod.spec.nodeName !== '') throw new ApiError('Conflict', `pod ${name} is already assigned to node "${pod.spec.nodeName}"`);
       pod.spec.nodeName = node;
