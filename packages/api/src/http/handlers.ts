@@ -126,16 +126,29 @@ export class Handlers {
    * pinned resourceVersion a mismatch is 409; without one the whole cycle is retried.
    */
   private async guardedUpdate(r: ResourceInfo, namespace: string | undefined, name: string, pinned: string | undefined, dryRun: boolean, compute: (current: KubeObject) => KubeObject): Promise<KubeObject> {
+    const read = new ReadThenConfirm(this.objects, r, namespace, name);
     for (let attempt = 0; ; attempt++) {
-      const current = await this.objects.get(r, namespace, name);
-      if (pinned !== undefined && pinned !== '' && pinned !== current.metadata.resourceVersion) throw conflict(r.resource, name, r.group);
-      const next = compute(current);
+      const current = await read.next();
+      if (current === undefined) continue;
+      if (pinned !== undefined && pinned !== '' && pinned !== current.metadata.resourceVersion) {
+        if (read.mayRetry()) continue;
+        throw conflict(r.resource, name, r.group);
+      }
+      let next: KubeObject;
+      try {
+        next = compute(current);
+      } catch (err) {
+        // A refusal (already bound, a uid precondition, …) must be decided on the latest state.
+        if (err instanceof ApiError && read.mayRetry()) continue;
+        throw err;
+      }
       if (dryRun) return next;
       try {
         return await this.objects.update(r, next, Number(current.metadata.resourceVersion));
       } catch (err) {
-        const retry = err instanceof ApiError && err.reason === 'Conflict' && (pinned === undefined || pinned === '') && attempt < CONFLICT_RETRIES;
-        if (!retry) throw err;
+        if (!(err instanceof ApiError && err.reason === 'Conflict')) throw err;
+        if (read.mayRetry()) continue;
+        if (!((pinned === undefined || pinned === '') && attempt < CONFLICT_RETRIES)) throw err;
       }
     }
   }
@@ -145,13 +158,23 @@ export class Handlers {
     if (r.kind === 'Namespace' && (SYSTEM_NAMESPACES as readonly string[]).includes(name)) {
       throw new ApiError('Forbidden', `namespaces "${name}" is forbidden: this namespace may not be deleted`, { name, kind: 'namespaces' });
     }
+    const read = new ReadThenConfirm(this.objects, r, namespace, name);
     for (let attempt = 0; ; attempt++) {
-      const current = await this.objects.get(r, namespace, name);
-      if (r.kind === 'Pod') authorizePod(user, current as Pod);
+      const current = await read.next();
+      if (current === undefined) continue;
+      if (r.kind === 'Pod') {
+        try {
+          authorizePod(user, current as Pod);
+        } catch (err) {
+          if (err instanceof ApiError && read.mayRetry()) continue;
+          throw err;
+        }
+      }
       const pre = options.preconditions;
-      if (pre?.uid !== undefined && pre.uid !== current.metadata.uid) throw new ApiError('Conflict', `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`);
-      if (pre?.resourceVersion !== undefined && pre.resourceVersion !== current.metadata.resourceVersion) {
-        throw new ApiError('Conflict', `Precondition failed: ResourceVersion in precondition: ${pre.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
+      if ((pre?.uid !== undefined && pre.uid !== current.metadata.uid) || (pre?.resourceVersion !== undefined && pre.resourceVersion !== current.metadata.resourceVersion)) {
+        if (read.mayRetry()) continue;
+        if (pre?.uid !== undefined && pre.uid !== current.metadata.uid) throw new ApiError('Conflict', `Precondition failed: UID in precondition: ${pre.uid}, UID in object meta: ${current.metadata.uid}`);
+        throw new ApiError('Conflict', `Precondition failed: ResourceVersion in precondition: ${pre!.resourceVersion}, ResourceVersion in object meta: ${current.metadata.resourceVersion}`);
       }
       const next = this.markDeleted(r, current, options);
       if (dryRun) return next ?? current;
@@ -164,7 +187,9 @@ export class Handlers {
         const revision = await this.objects.delete(r, namespace, name, Number(current.metadata.resourceVersion));
         return { ...current, metadata: { ...current.metadata, resourceVersion: String(revision) } };
       } catch (err) {
-        if (!(err instanceof ApiError && err.reason === 'Conflict' && attempt < CONFLICT_RETRIES)) throw err;
+        if (!(err instanceof ApiError && err.reason === 'Conflict')) throw err;
+        if (read.mayRetry()) continue;
+        if (attempt >= CONFLICT_RETRIES) throw err;
       }
     }
   }
@@ -300,3 +325,38 @@ function toScale(obj: KubeObject): Scale {
   };
 }
 
+
+/**
+ * How a read-modify-write reads its object, as Kubernetes' GuaranteedUpdate does with its
+ * watch cache: first from this master's own state (no round trip), since the write is a
+ * transaction on the object's modRevision and cannot land on a stale read; once anything
+ * would fail (not found, a precondition, a conflict), from a linearizable read, so every
+ * answer the client gets was decided on the latest state.
+ */
+class ReadThenConfirm {
+  private fresh = false;
+
+  constructor(
+    private readonly objects: ObjectStore,
+    private readonly r: ResourceInfo,
+    private readonly namespace: string | undefined,
+    private readonly name: string,
+  ) {}
+
+  /** The object; undefined when the local read found nothing and a linearizable one follows. */
+  async next(): Promise<KubeObject | undefined> {
+    try {
+      return await this.objects.get(this.r, this.namespace, this.name, !this.fresh);
+    } catch (err) {
+      if (err instanceof ApiError && err.reason === 'NotFound' && this.mayRetry()) return undefined;
+      throw err;
+    }
+  }
+
+  /** After a failure: true (once) if the attempt was on local state and should be re-read. */
+  mayRetry(): boolean {
+    if (this.fresh) return false;
+    this.fresh = true;
+    return true;
+  }
+}
