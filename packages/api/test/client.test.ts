@@ -83,6 +83,20 @@ describe('LocalClient and Informer on the real API', () => {
     await c.delete('pods', 'default', 'bound', { gracePeriodSeconds: 0 });
   });
 
+  test('removing the last finalizer of an object being deleted deletes it', async () => {
+    const c = api.client;
+    const p = pod('held');
+    p.metadata.finalizers = ['example.com/hold', 'example.com/other'];
+    await c.create('pods', p);
+    await c.delete('pods', 'default', 'held');
+    const marked = await c.get<Pod>('pods', 'default', 'held');
+    assert.ok(marked.metadata.deletionTimestamp !== undefined, 'kept while finalizers remain');
+    await c.patch('pods', 'default', 'held', [{ op: 'remove', path: '/metadata/finalizers/0' }], 'json');
+    assert.deepEqual((await c.get<Pod>('pods', 'default', 'held')).metadata.finalizers, ['example.com/other'], 'one finalizer left: still there');
+    await c.patch('pods', 'default', 'held', { metadata: { finalizers: null } });
+    await assert.rejects(c.get('pods', 'default', 'held'), (e: ApiError) => e.code === 404);
+  });
+
   test('writes fenced to a term that is not the current one are refused and change nothing', async () => {
     const term = api.node.leadership().term;
     const stale = api.clientWith({ fence: () => term - 1 });
@@ -92,6 +106,15 @@ describe('LocalClient and Informer on the real API', () => {
     await current.create('pods', pod('fenced'));
     await current.delete('pods', 'default', 'fenced');
   });
+});
+
+test('an informer whose API server shuts down stops instead of retrying forever', async () => {
+  const api = await startTestApi();
+  const inf = new Informer<Pod>(api.client, 'pods');
+  await inf.start();
+  assert.ok(inf.running);
+  await api.stop();
+  await until('the informer gave up', () => !inf.running);
 });
 
 describe('WorkQueue', () => {

@@ -44,6 +44,11 @@ export class Informer<T extends KubeObject> {
     this.synced = true;
   }
 
+  /** False once stopped (by stop(), or because its client closed for good). */
+  get running(): boolean {
+    return !this.stopped;
+  }
+
   get hasSynced(): boolean {
     return this.synced;
   }
@@ -115,6 +120,11 @@ export class Informer<T extends KubeObject> {
 
   /** After a watch ended: watch again (or list again if its revision is gone), retrying on error. */
   private restart(relist: boolean, delayMs = 0): void {
+    if (this.client.closed === true) {
+      // Nothing will ever answer again (the master is shutting down): stop rather than retry.
+      this.stop();
+      return;
+    }
     this.retryTimer = setTimeout(() => {
       this.retryTimer = undefined;
       if (this.stopped) return;

@@ -48,6 +48,10 @@ export class LocalClient implements ApiClient {
     private readonly options: LocalClientOptions = {},
   ) {}
 
+  get closed(): boolean {
+    return this.server.closed;
+  }
+
   private async call<T>(method: string, path: string, q: URLSearchParams, body?: unknown, contentType?: string): Promise<T> {
     const call: ApiCall = { method, path, query: q, accept: 'application/json', contentType, body: async () => body };
     const term = method === 'GET' ? undefined : this.options.fence?.();

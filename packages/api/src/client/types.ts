@@ -29,6 +29,8 @@ export interface WatchCallbacks<T> {
 }
 
 export interface ApiClient {
+  /** True once the client can never answer again (its server shut down): informers give up. */
+  readonly closed?: boolean;
   get<T extends KubeObject>(resource: string, namespace: string | undefined, name: string): Promise<T>;
   list<T extends KubeObject>(resource: string, namespace?: string, options?: ListOptions): Promise<ListResult<T>>;
   /** Creates `obj` in `obj.metadata.namespace` (for namespaced resources). */

@@ -144,6 +144,12 @@ export class Handlers {
       }
       if (dryRun) return next;
       try {
+        if (finishesDeletion(next)) {
+          // The last finalizer of an object being deleted is gone: the update is its deletion
+          // (Kubernetes' shouldDeleteDuringUpdate).
+          const revision = await this.objects.delete(r, namespace, name, Number(current.metadata.resourceVersion));
+          return { ...next, metadata: { ...next.metadata, resourceVersion: String(revision) } };
+        }
         return await this.objects.update(r, next, Number(current.metadata.resourceVersion));
       } catch (err) {
         if (!(err instanceof ApiError && err.reason === 'Conflict')) throw err;
@@ -359,4 +365,10 @@ class ReadThenConfirm {
     this.fresh = true;
     return true;
   }
+}
+
+/** Marked for deletion, nothing holds it any more, and no grace period is left to wait out. */
+function finishesDeletion(obj: KubeObject): boolean {
+  const m = obj.metadata;
+  return m.deletionTimestamp !== undefined && (m.finalizers ?? []).length === 0 && (m.deletionGracePeriodSeconds ?? 0) === 0 && obj.kind !== 'Namespace';
 }

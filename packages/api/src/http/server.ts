@@ -107,7 +107,15 @@ export class ApiServer {
     return { host: a.address, port: a.port };
   }
 
+  /** Whether close() was called: in-process clients (LocalClient) are done then too. */
+  get closed(): boolean {
+    return this.isClosed;
+  }
+
+  private isClosed = false;
+
   async close(): Promise<void> {
+    this.isClosed = true;
     await this.agents.close();
     for (const res of this.open) res.destroy();
     await new Promise<void>((resolve) => {
