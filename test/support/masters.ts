@@ -54,6 +54,10 @@ export interface ProcessClusterOptions {
   readonly api?: boolean;
   /** Revisions of history the store keeps (cluster file store.historyRevisions). */
   readonly historyRevisions?: number;
+  /** false: the leader runs no scheduler or controllers (cluster file controlPlane: false). */
+  readonly controlPlane?: boolean;
+  /** Node lifecycle timings in seconds (cluster file nodeLifecycle). */
+  readonly nodeLifecycle?: { gracePeriodSeconds?: number; evictionSeconds?: number };
   /** API in-flight limits (cluster file apiServer). */
   readonly apiServer?: { maxRequestsInFlight?: number; maxMutatingRequestsInFlight?: number };
   /** Serve the API over plain HTTP (cluster file insecureHttp: true). */
@@ -75,6 +79,8 @@ export class ProcessCluster {
   readonly leaderTerms = new Map<number, Set<string>>();
   /** Each master's log lines that are not JSON (startup errors). */
   readonly complaints: string[] = [];
+  /** Every master's log messages, in the order this process read them, with its clock. */
+  readonly messages: { name: string; msg: string; at: number; line: Record<string, unknown> }[] = [];
 
   private constructor(
     private readonly nodeArgs: readonly string[],
@@ -91,6 +97,8 @@ export class ProcessCluster {
       lines.push('tokens:', `  - { name: admin, token: ${ADMIN_TOKEN}, role: admin }`, `  - { name: viewer, token: ${VIEWER_TOKEN}, role: viewer }`, `joinToken: ${JOIN_TOKEN}`);
       if (options.insecureHttp === true) lines.push('insecureHttp: true');
     }
+    if (options.controlPlane === false) lines.push('controlPlane: false');
+    if (options.nodeLifecycle !== undefined) lines.push(`nodeLifecycle: ${JSON.stringify(options.nodeLifecycle)}`);
     if (options.apiServer !== undefined) lines.push(`apiServer: ${JSON.stringify(options.apiServer)}`);
     if (options.historyRevisions !== undefined) lines.push(`store: { historyRevisions: ${options.historyRevisions} }`);
     lines.push('masters:');
@@ -178,7 +186,9 @@ export class ProcessCluster {
           this.complaints.push(`${name}: ${line}`);
           return;
         }
-        const msg = (JSON.parse(line) as { msg?: string }).msg ?? '';
+        const parsed = JSON.parse(line) as Record<string, unknown>;
+        const msg = typeof parsed['msg'] === 'string' ? parsed['msg'] : '';
+        if ((parsed['level'] as number) >= 30) this.messages.push({ name, msg, at: Date.now(), line: parsed });
         const won = /^became leader in term (\d+)$/.exec(msg);
         if (won !== null) {
           const term = Number(won[1]);

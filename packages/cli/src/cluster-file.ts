@@ -20,7 +20,11 @@ import { parse, YAMLParseError } from 'yaml';
  * `store: { historyRevisions: N }` (revisions kept for watches and paged lists, default
  * 20,000), `apiServer: { maxRequestsInFlight: N, maxMutatingRequestsInFlight: M }` (requests
  * each master's API serves at once before answering 429, default 400 reads and 200 changes, as
- * Kubernetes). Optional per master: `api` (no API without it), `peerListen` (bind here, when
+ * Kubernetes), `nodeLifecycle: { gracePeriodSeconds: 5, evictionSeconds: 5 }` (a node whose
+ * Lease is not renewed for the grace period is marked unreachable; its pods are deleted and
+ * replaced elsewhere that much later; Kubernetes uses 50 s and 300 s), `controlPlane: false`
+ * (the leader runs no scheduler or controllers: the API and the store alone, as a
+ * kube-apiserver without kube-scheduler and kube-controller-manager). Optional per master: `api` (no API without it), `peerListen` (bind here, when
  * others reach `peer` through a proxy) and `join: true` (not a founder: it starts empty and is
  * added with `flotilla member add`). Relative paths are relative to the cluster file.
  */
@@ -40,6 +44,10 @@ export interface ClusterFile {
   readonly store: StoreTuning;
   /** API server limits. */
   readonly apiServer: ApiServerTuning;
+  /** Whether the leader runs the scheduler and controllers (default true). */
+  readonly controlPlane: boolean;
+  /** Node lifecycle timings, in seconds. */
+  readonly nodeLifecycle: { readonly gracePeriodSeconds: number; readonly evictionSeconds: number };
 }
 
 export interface ApiServerTuning {
@@ -127,7 +135,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail('must be a YAML mapping with "cluster", "secret" and "masters"');
   const o = doc as Obj;
-  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp', 'store', 'apiServer']);
+  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp', 'store', 'apiServer', 'nodeLifecycle', 'controlPlane']);
   for (const k of Object.keys(o)) if (!known.has(k)) fail(`has an unknown field "${k}" (known: ${[...known].join(', ')})`);
   const cluster = o['cluster'];
   if (typeof cluster !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(cluster)) fail('needs "cluster": a lower-case name');
@@ -170,7 +178,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   const joinToken = o['joinToken'];
   if (joinToken !== undefined && (typeof joinToken !== 'string' || joinToken.length < 16)) fail('"joinToken" must be a string of at least 16 characters');
   if (o['insecureHttp'] !== undefined && typeof o['insecureHttp'] !== 'boolean') fail('"insecureHttp" must be true or false');
-  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true, store: storeTuning(o['store'], fail), apiServer: apiServerTuning(o['apiServer'], fail) };
+  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true, store: storeTuning(o['store'], fail), apiServer: apiServerTuning(o['apiServer'], fail), nodeLifecycle: nodeLifecycle(o['nodeLifecycle'], fail), controlPlane: controlPlane(o['controlPlane'], fail) };
 }
 
 export function findMaster(file: ClusterFile, name: string): MasterSpec {
@@ -212,28 +220,45 @@ function timing(v: unknown, fail: (m: string) => never): RaftTiming {
   return t;
 }
 
+/** A section of numeric settings, each with its default and allowed range. */
+type NumberFields<K extends string> = Record<K, { readonly default: number; readonly min: number; readonly max: number; readonly integer: boolean; readonly unit?: string }>;
+
+function numbers<K extends string>(v: unknown, section: string, fields: NumberFields<K>, fail: (m: string) => never): Record<K, number> {
+  const names = Object.keys(fields) as K[];
+  const example = names.map((k) => `${k}: ${fields[k].default}`).join(', ');
+  if (v !== undefined && (typeof v !== 'object' || v === null || Array.isArray(v))) fail(`"${section}" must be a mapping, e.g. ${section}: { ${example} }`);
+  const o = (v ?? {}) as Obj;
+  for (const k of Object.keys(o)) if (!(names as string[]).includes(k)) fail(`${section} has an unknown field "${k}" (known: ${names.join(', ')})`);
+  const out = {} as Record<K, number>;
+  for (const k of names) {
+    const f = fields[k];
+    const x = o[k] ?? f.default;
+    if (typeof x !== 'number' || !Number.isFinite(x) || (f.integer && !Number.isInteger(x)) || x < f.min || x > f.max) {
+      fail(`${section}.${k} must be ${f.integer ? 'an integer' : `a number${f.unit === undefined ? '' : ` of ${f.unit}`}`} from ${f.min} to ${f.max}`);
+    }
+    out[k] = x as number;
+  }
+  return out;
+}
+
 function storeTuning(v: unknown, fail: (m: string) => never): StoreTuning {
-  if (v === undefined) return { historyRevisions: 20_000 };
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('"store" must be a mapping, e.g. store: { historyRevisions: 20000 }');
-  const o = v as Obj;
-  for (const k of Object.keys(o)) if (k !== 'historyRevisions') fail(`store has an unknown field "${k}" (known: historyRevisions)`);
-  const h = o['historyRevisions'] ?? 20_000;
-  if (typeof h !== 'number' || !Number.isInteger(h) || h < 100 || h > 10_000_000) fail('store.historyRevisions must be an integer from 100 to 10000000');
-  return { historyRevisions: h as number };
+  return numbers(v, 'store', { historyRevisions: { default: 20_000, min: 100, max: 10_000_000, integer: true } }, fail);
 }
 
 function apiServerTuning(v: unknown, fail: (m: string) => never): ApiServerTuning {
-  const defaults = { maxRequestsInFlight: 400, maxMutatingRequestsInFlight: 200 };
-  if (v === undefined) return defaults;
-  if (typeof v !== 'object' || v === null || Array.isArray(v)) fail('"apiServer" must be a mapping, e.g. apiServer: { maxRequestsInFlight: 400, maxMutatingRequestsInFlight: 200 }');
-  const o = v as Obj;
-  for (const k of Object.keys(o)) if (!(k in defaults)) fail(`apiServer has an unknown field "${k}" (known: maxRequestsInFlight, maxMutatingRequestsInFlight)`);
-  const int = (k: keyof typeof defaults): number => {
-    const x = o[k] ?? defaults[k];
-    if (typeof x !== 'number' || !Number.isInteger(x) || x < 1 || x > 100_000) fail(`apiServer.${k} must be an integer from 1 to 100000`);
-    return x as number;
-  };
-  return { maxRequestsInFlight: int('maxRequestsInFlight'), maxMutatingRequestsInFlight: int('maxMutatingRequestsInFlight') };
+  const limit = { min: 1, max: 100_000, integer: true };
+  return numbers(v, 'apiServer', { maxRequestsInFlight: { default: 400, ...limit }, maxMutatingRequestsInFlight: { default: 200, ...limit } }, fail);
+}
+
+function nodeLifecycle(v: unknown, fail: (m: string) => never): ClusterFile['nodeLifecycle'] {
+  const seconds = { default: 5, min: 0.1, max: 86_400, integer: false, unit: 'seconds' };
+  return numbers(v, 'nodeLifecycle', { gracePeriodSeconds: seconds, evictionSeconds: seconds }, fail);
+}
+
+function controlPlane(v: unknown, fail: (m: string) => never): boolean {
+  if (v === undefined) return true;
+  if (typeof v !== 'boolean') fail('controlPlane must be true or false');
+  return v as boolean;
 }
 
 function address(v: unknown, what: string, fail: (m: string) => never): Address {

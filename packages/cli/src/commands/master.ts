@@ -2,6 +2,7 @@ import { createServer } from 'node:net';
 import { startApi, type ApiServer } from '@flotilla/api';
 import { KvServer, StoreNode, isKvError } from '@flotilla/store';
 import { createLogger, isWireError } from '@flotilla/wire';
+import { ControlPlane } from '../control-plane.ts';
 import { apiUrl, findMaster, loadClusterFile, peerUrl, type Address } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
 
@@ -58,6 +59,8 @@ export async function master(args: readonly string[]): Promise<number> {
   logger.info({ peers: `${me.peerListen.host}:${me.peerListen.port}`, clients: `${me.client.host}:${me.client.port}`, data: me.data }, `master ${me.name} started`);
   // The API needs the cluster (its CA lives in the store), so it comes up once there is a leader.
   let api: ApiServer | undefined;
+  let controlPlane: ControlPlane | undefined;
+  let stopping = false;
   const apiStarted =
     me.api === undefined
       ? Promise.resolve()
@@ -65,6 +68,9 @@ export async function master(args: readonly string[]): Promise<number> {
           (a) => {
             api = a;
             logger.info({ url: apiUrl(file, me) }, `master ${me.name} serves the API`);
+            if (stopping || !file.controlPlane) return;
+            controlPlane = new ControlPlane(node, a, { logger, nodeGracePeriodMs: file.nodeLifecycle.gracePeriodSeconds * 1000, podEvictionMs: file.nodeLifecycle.evictionSeconds * 1000 });
+            controlPlane.attach();
           },
           (err: unknown) => {
             process.stderr.write(`flotilla master ${me.name}: cannot serve the API: ${(err as Error).message}\n`);
@@ -73,12 +79,12 @@ export async function master(args: readonly string[]): Promise<number> {
         );
 
   return new Promise<number>((resolve) => {
-    let stopping = false;
     const stop = async (code: number, why: string): Promise<void> => {
       if (stopping) return;
       stopping = true;
       logger.info({ why }, `master ${me.name} stopping`);
       await Promise.race([apiStarted, new Promise((r) => setTimeout(r, 100))]);
+      controlPlane?.close();
       await api?.close();
       await server.close();
       await node.close();
