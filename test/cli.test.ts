@@ -94,11 +94,20 @@ test('flotilla up starts every master, reports the leader, status shows them, an
   try {
     await Promise.race([isReady, new Promise((_, reject) => setTimeout(() => reject(new Error(`not ready: ${lines.join(' | ')}`)), 30_000))]);
     assert.equal(pids.length, 3);
-    const json = await flotilla('status', '--config', file, '-o', 'json');
-    assert.equal(json.code, 0, json.stderr);
-    const parsed = JSON.parse(json.stdout) as { masters: { name: string; reachable: boolean; role: string; term: number; leader: string; commitIndex: number; appliedIndex: number; logSize: number }[] };
+    type Status = { masters: { name: string; reachable: boolean; role: string; term: number; leader: string; commitIndex: number; appliedIndex: number; logSize: number }[] };
+    // "ready" is printed once a leader is elected; a follower may learn the commit index a
+    // heartbeat later, so ask again briefly before judging.
+    let parsed!: Status;
+    const caughtUp = (s: Status): boolean => s.masters.every((m) => m.reachable && m.term >= 2 && m.commitIndex >= 3 && m.appliedIndex >= 3 && m.logSize > 0);
+    for (let i = 0; i < 20; i++) {
+      const json = await flotilla('status', '--config', file, '-o', 'json');
+      assert.equal(json.code, 0, json.stderr);
+      parsed = JSON.parse(json.stdout) as Status;
+      if (caughtUp(parsed)) break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
     assert.deepEqual(parsed.masters.map((m) => m.name), ['m1', 'm2', 'm3']);
-    assert.ok(parsed.masters.every((m) => m.reachable && m.term >= 2 && m.commitIndex >= 3 && m.appliedIndex >= 3 && m.logSize > 0));
+    assert.ok(caughtUp(parsed), JSON.stringify(parsed));
     assert.equal(parsed.masters.filter((m) => m.role === 'leader').length, 1);
     assert.equal(new Set(parsed.masters.map((m) => m.leader)).size, 1, 'all follow the same leader');
     const table = await flotilla('status', '--config', file);

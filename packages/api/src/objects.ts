@@ -71,7 +71,8 @@ function storeError(err: unknown): ApiError {
       case 'too-large':
         return new ApiError('RequestEntityTooLarge', err.message);
       case 'fenced':
-        return new ApiError('Conflict', `this master no longer leads in the term the request was made for (${err.message})`);
+        // Not a Conflict: nothing should re-read and retry it; the loop that made it is ending.
+        return new ApiError('ServiceUnavailable', `this master no longer leads in the term the request was made for (${err.message})`);
       case 'future-revision':
         return new ApiError('Timeout', `too large resource version: ${err.message}`, { retryAfterSeconds: 1 });
       default:

@@ -2,7 +2,7 @@
 // informer's cache and events, the work queue's guarantees, and write fencing.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ApiError, Informer, WorkQueue, type Pod } from '@flotilla/api';
+import { ApiError, Informer, WorkQueue, type ApiClient, type Pod } from '@flotilla/api';
 import { startTestApi, type TestApi } from '@flotilla/api/testing';
 
 const pod = (name: string, labels: Record<string, string> = {}): Pod => ({
@@ -100,7 +100,7 @@ describe('LocalClient and Informer on the real API', () => {
   test('writes fenced to a term that is not the current one are refused and change nothing', async () => {
     const term = api.node.leadership().term;
     const stale = api.clientWith({ fence: () => term - 1 });
-    await assert.rejects(stale.create('pods', pod('fenced')), (e: ApiError) => e.code === 409 && /no longer leads/.test(e.message));
+    await assert.rejects(stale.create('pods', pod('fenced')), (e: ApiError) => e.code === 503 && /no longer leads/.test(e.message));
     await assert.rejects(api.client.get('pods', 'default', 'fenced'), (e: ApiError) => e.code === 404);
     const current = api.clientWith({ fence: () => term });
     await current.create('pods', pod('fenced'));
@@ -115,6 +115,46 @@ test('an informer whose API server shuts down stops instead of retrying forever'
   assert.ok(inf.running);
   await api.stop();
   await until('the informer gave up', () => !inf.running);
+});
+
+test('an informer stopped while its watch is opening ends that watch', async () => {
+  let opened!: () => void;
+  const watchCalled = new Promise<void>((r) => (opened = r));
+  let watchStopped = false;
+  const fake = {
+    list: async () => ({ items: [], resourceVersion: '5' }),
+    watch: async () => {
+      opened();
+      await new Promise((r) => setTimeout(r, 30));
+      return () => {
+        watchStopped = true;
+      };
+    },
+  } as unknown as ApiClient;
+  const inf = new Informer<Pod>(fake, 'pods');
+  const started = inf.start();
+  await watchCalled;
+  inf.stop();
+  await started;
+  assert.ok(watchStopped, 'the watch that opened after stop() was ended');
+});
+
+test('a handler that throws does not keep the other handlers from the change', async () => {
+  const api = await startTestApi();
+  try {
+    const seen: string[] = [];
+    const inf = new Informer<Pod>(api.client, 'pods', { namespace: 'default' })
+      .on({ add: () => { throw new Error('a broken handler'); } })
+      .on({ add: (p) => seen.push(p.metadata.name!) });
+    await inf.start();
+    await api.client.create('pods', pod('one'));
+    await api.client.create('pods', pod('two'));
+    await until('both adds reached the second handler', () => seen.length === 2);
+    assert.deepEqual(seen, ['one', 'two']);
+    inf.stop();
+  } finally {
+    await api.stop();
+  }
 });
 
 describe('WorkQueue', () => {
@@ -142,6 +182,19 @@ describe('WorkQueue', () => {
     await q.idle();
     assert.deepEqual(runs, ['k', 'k']);
     assert.equal(maxConcurrent, 1, 'never two runs of one key at once');
+  });
+
+  test('of two delayed adds of one key, the earlier one wins', async () => {
+    const runs: number[] = [];
+    const q = new WorkQueue(async () => {
+      runs.push(Date.now());
+    });
+    const t0 = Date.now();
+    q.addAfter('k', 2000);
+    q.addAfter('k', 20);
+    await until('the key ran', () => runs.length === 1, 1000);
+    assert.ok(runs[0]! - t0 < 1000);
+    q.stop();
   });
 
   test('a failing key is retried with doubling delays; success forgets its failures', async () => {

@@ -189,6 +189,11 @@ export class RawNode {
     return this.raft.membership.confState();
   }
 
+  /** The current term and role, cheaply (status() also copies every follower's progress). */
+  role(): { readonly term: number; readonly role: Status['role'] } {
+    return { term: this.raft.term, role: this.raft.role };
+  }
+
   status(): Status {
     const r = this.raft;
     let progress: Map<NodeId, ProgressStatus> | undefined;

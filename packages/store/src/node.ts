@@ -229,8 +229,11 @@ export class StoreNode extends EventEmitter<Events> {
    */
   async write(request: WriteRequest, session?: Session, timeoutMs = this.options.requestTimeoutMs ?? 5000, fence?: number): Promise<WriteResponse> {
     this.assertOpen();
-    if (fence !== undefined && !(this.isLeader && this.leaderTerm === fence)) {
-      throw new KvError('fenced', `the write was made for the leadership of term ${fence}, which this master does not hold (it is ${this.isLeader ? `leader in term ${this.leaderTerm}` : 'not the leader'})`);
+    // Asked of the Raft core itself, not of the last Ready: a proposal made now gets its
+    // current term, and one that reaches the log in another term is refused when applied.
+    const now = this.raw.role();
+    if (fence !== undefined && !(now.role === 'leader' && now.term === fence)) {
+      throw new KvError('fenced', `the write was made for the leadership of term ${fence}, which this master does not hold (it is ${now.role} in term ${now.term})`);
     }
     const req = validateWrite(request);
     const own = session === undefined ? this.own : undefined;

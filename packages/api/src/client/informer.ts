@@ -97,7 +97,8 @@ export class Informer<T extends KubeObject> {
 
   private async watch(): Promise<void> {
     if (this.stopped) return;
-    this.stopWatch = await this.client.watch<T>(
+    let ended = false;
+    const stop = await this.client.watch<T>(
       this.resource,
       this.options.namespace,
       this.resourceVersion,
@@ -109,6 +110,7 @@ export class Informer<T extends KubeObject> {
           if (rv !== undefined && rv !== '') this.resourceVersion = rv;
         },
         end: (err) => {
+          ended = true;
           this.stopWatch = undefined;
           if (this.stopped) return;
           this.restart(err !== undefined && err.reason === 'Expired');
@@ -116,6 +118,9 @@ export class Informer<T extends KubeObject> {
       },
       this.options.list,
     );
+    // stop() may have run while the watch was opening: end it now, or it would outlive us.
+    if (this.stopped) stop();
+    else if (!ended) this.stopWatch = stop;
   }
 
   /** After a watch ended: watch again (or list again if its revision is gone), retrying on error. */
@@ -143,14 +148,20 @@ export class Informer<T extends KubeObject> {
     if (type === 'DELETED') {
       if (old === undefined) return;
       this.cache.delete(key);
-      for (const h of this.handlers) h.delete?.(obj);
+      for (const h of this.handlers) this.call(() => h.delete?.(obj));
       return;
     }
     if (old !== undefined && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
     this.cache.set(key, obj);
-    for (const h of this.handlers) {
-      if (old === undefined) h.add?.(obj);
-      else h.update?.(old, obj);
+    for (const h of this.handlers) this.call(() => (old === undefined ? h.add?.(obj) : h.update?.(old, obj)));
+  }
+
+  /** A handler that throws must not keep the others (or the cache) from seeing the change. */
+  private call(handler: () => void): void {
+    try {
+      handler();
+    } catch (err) {
+      this.options.logger?.error({ resource: this.resource, err: (err as Error).message }, 'an informer handler failed');
     }
   }
 }

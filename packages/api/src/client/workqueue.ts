@@ -21,7 +21,7 @@ export class WorkQueue {
   /** Added again while processing: queued once that ends. */
   private readonly dirty = new Set<string>();
   private readonly failures = new Map<string, number>();
-  private readonly timers = new Map<string, NodeJS.Timeout>();
+  private readonly timers = new Map<string, { at: number; timer: NodeJS.Timeout }>();
   private active = 0;
   private stopped = false;
   private idleWaiters: (() => void)[] = [];
@@ -43,18 +43,23 @@ export class WorkQueue {
     this.pump();
   }
 
-  /** Adds `key` after `ms` (a later addAfter of the same key does not postpone an earlier one). */
+  /** Adds `key` after `ms`; with several pending for one key, the earliest wins. */
   addAfter(key: string, ms: number): void {
     if (this.stopped) return;
     if (ms <= 0) return this.add(key);
-    if (this.timers.has(key)) return;
-    this.timers.set(
-      key,
-      setTimeout(() => {
+    const at = Date.now() + ms;
+    const pending = this.timers.get(key);
+    if (pending !== undefined) {
+      if (pending.at <= at) return;
+      clearTimeout(pending.timer);
+    }
+    this.timers.set(key, {
+      at,
+      timer: setTimeout(() => {
         this.timers.delete(key);
         this.add(key);
       }, ms),
-    );
+    });
   }
 
   /** Re-queues a key after its next backoff delay. */
@@ -85,7 +90,7 @@ export class WorkQueue {
 
   stop(): void {
     this.stopped = true;
-    for (const t of this.timers.values()) clearTimeout(t);
+    for (const t of this.timers.values()) clearTimeout(t.timer);
     this.timers.clear();
     this.queue.length = 0;
     this.queued.clear();

@@ -126,7 +126,8 @@ export class Handlers {
    * pinned resourceVersion a mismatch is 409; without one the whole cycle is retried.
    */
   private async guardedUpdate(r: ResourceInfo, namespace: string | undefined, name: string, pinned: string | undefined, dryRun: boolean, compute: (current: KubeObject) => KubeObject): Promise<KubeObject> {
-    const read = new ReadThenConfirm(this.objects, r, namespace, name);
+    // A dry run answers from what it read, so it reads the latest state.
+    const read = new ReadThenConfirm(this.objects, r, namespace, name, dryRun);
     for (let attempt = 0; ; attempt++) {
       const current = await read.next();
       if (current === undefined) continue;
@@ -164,7 +165,7 @@ export class Handlers {
     if (r.kind === 'Namespace' && (SYSTEM_NAMESPACES as readonly string[]).includes(name)) {
       throw new ApiError('Forbidden', `namespaces "${name}" is forbidden: this namespace may not be deleted`, { name, kind: 'namespaces' });
     }
-    const read = new ReadThenConfirm(this.objects, r, namespace, name);
+    const read = new ReadThenConfirm(this.objects, r, namespace, name, dryRun);
     for (let attempt = 0; ; attempt++) {
       const current = await read.next();
       if (current === undefined) continue;
@@ -340,13 +341,13 @@ function toScale(obj: KubeObject): Scale {
  * answer the client gets was decided on the latest state.
  */
 class ReadThenConfirm {
-  private fresh = false;
-
   constructor(
     private readonly objects: ObjectStore,
     private readonly r: ResourceInfo,
     private readonly namespace: string | undefined,
     private readonly name: string,
+    /** Read linearizably from the start. */
+    private fresh = false,
   ) {}
 
   /** The object; undefined when the local read found nothing and a linearizable one follows. */
