@@ -5,13 +5,15 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { collectStatus, loadClusterFile, type MasterStatus } from '@flotilla/cli';
 import { FaultProxy } from './proxy.ts';
+import { freePort } from '@flotilla/wire';
+
+export { freePort };
 
 const BIN = fileURLToPath(new URL('../../packages/cli/bin/flotilla.mjs', import.meta.url));
 const live = new Set<ChildProcess>();
@@ -22,16 +24,6 @@ process.on('exit', () => {
   for (const p of live) if (p.pid !== undefined) process.kill(p.pid, 'SIGKILL');
 });
 
-export function freePort(host: string): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, host, () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 interface MasterInfo {
   readonly name: string;

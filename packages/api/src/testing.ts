@@ -2,11 +2,10 @@
 // real single-master store in a temporary directory, reached through a LocalClient. Nothing
 // listens but the store's peer port on 127.0.0.1 (picked by the OS).
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoreNode } from '@flotilla/store';
-import { silentLogger, type Logger } from '@flotilla/wire';
+import { freePort, silentLogger, type Logger } from '@flotilla/wire';
 import { Authenticator } from './auth.ts';
 import { ensureNamespaces } from './bootstrap.ts';
 import { LocalClient, type LocalClientOptions } from './client/local.ts';
@@ -22,16 +21,6 @@ export interface TestApi {
   stop(): Promise<void>;
 }
 
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 export async function startTestApi(options: { logger?: Logger; fenced?: boolean } = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-api-'));

@@ -61,6 +61,8 @@ describe('LocalClient and Informer on the real API', () => {
     await until('the informer saw three changes', () => seen.length === 4);
     assert.deepEqual(seen, ['add pre', 'add n1', 'update n1 2', 'delete pre']);
     assert.deepEqual(inf.list().map((p) => p.metadata.name), ['n1']);
+    assert.deepEqual(inf.listIn('default').map((p) => p.metadata.name), ['n1'], 'the namespace index follows deletes too');
+    assert.deepEqual(inf.listIn('kube-system'), []);
     assert.equal(inf.get('default', 'n1')?.metadata.labels?.['v'], '2');
     inf.stop();
     await c.create('pods', pod('after-stop'));

@@ -44,11 +44,6 @@ export class ControlPlane {
     this.follow(now.isLeader, now.term);
   }
 
-  /** Whether the loops are running, and for which term. */
-  get leadingTerm(): number | undefined {
-    return this.running?.term;
-  }
-
   close(): void {
     this.closed = true;
     this.node.off('leader', this.onLeader);

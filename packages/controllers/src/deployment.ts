@@ -117,7 +117,7 @@ export class DeploymentController implements Controller {
     }
     const owner = this.ownerOf(rs);
     if (owner !== undefined) return this.enqueue(owner);
-    if (controllerRefOf(rs) === undefined) for (const d of matchingOwners(this.dInformer.list(), rs)) this.enqueue(d);
+    if (controllerRefOf(rs) === undefined) for (const d of matchingOwners(this.dInformer.listIn(rs.metadata.namespace), rs)) this.enqueue(d);
   }
 
   /** A Recreate rollout waits for the old pods to be gone: their deletion may unblock it. */
@@ -149,7 +149,7 @@ export class DeploymentController implements Controller {
 
   /** The ReplicaSets this Deployment controls, after adopting and releasing (getReplicaSetsForDeployment). */
   private async getReplicaSetsForDeployment(d: Deployment): Promise<ReplicaSet[]> {
-    const candidates = this.rsInformer.list().filter((rs) => rs.metadata.namespace === d.metadata.namespace);
+    const candidates = this.rsInformer.listIn(d.metadata.namespace);
     return claimObjects({ client: this.client, resource: 'replicasets', owner: d, ownerResource: 'deployments', selector: selectorFor(d.spec.selector), candidates });
   }
 
@@ -427,8 +427,8 @@ export class DeploymentController implements Controller {
     if (actualReplicaCount(view.old) > 0) return true;
     const oldUids = new Set(view.old.map((rs) => rs.metadata.uid));
     const selector = selectorFor(d.spec.selector);
-    return this.podInformer.list().some((p) => {
-      if (p.metadata.namespace !== d.metadata.namespace || !selects(selector, p)) return false;
+    return this.podInformer.listIn(d.metadata.namespace).some((p) => {
+      if (!selects(selector, p)) return false;
       const ref = controllerRefOf(p);
       return ref !== undefined && oldUids.has(ref.uid) && !isPodFinished(p);
     });

@@ -60,8 +60,8 @@ export class EndpointsController implements Controller {
   /** Enqueues every Service in the pod's namespace whose selector matches it (GetPodServices). */
   private podChanged(pod: Pod): void {
     if (!this.started) return;
-    for (const s of this.services.list()) {
-      if (s.metadata.namespace !== pod.metadata.namespace || !hasSelector(s)) continue;
+    for (const s of this.services.listIn(pod.metadata.namespace)) {
+      if (!hasSelector(s)) continue;
       if (matches(fromLabelSelector({ matchLabels: s.spec!.selector! }), pod.metadata.labels)) this.enqueue(`${s.metadata.namespace}/${s.metadata.name}`);
     }
   }
@@ -95,8 +95,8 @@ export class EndpointsController implements Controller {
   private subsetsFor(service: Service): EndpointSubset[] {
     const selector = fromLabelSelector({ matchLabels: service.spec!.selector! });
     const groups = new Map<string, { ports: EndpointPort[]; ready: EndpointAddress[]; notReady: EndpointAddress[] }>();
-    for (const pod of this.pods.list()) {
-      if (pod.metadata.namespace !== service.metadata.namespace || !matches(selector, pod.metadata.labels)) continue;
+    for (const pod of this.pods.listIn(service.metadata.namespace)) {
+      if (!matches(selector, pod.metadata.labels)) continue;
       const ip = pod.status?.podIP;
       if (ip === undefined || ip === '') continue;
       // A pod that has finished runs nothing to send traffic to (ShouldPodBeInEndpoints).

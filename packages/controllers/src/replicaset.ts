@@ -128,7 +128,7 @@ export class ReplicaSetController implements Controller {
   }
 
   private enqueueMatching(pod: Pod): void {
-    for (const rs of matchingOwners(this.rsInformer.list(), pod)) this.enqueue(rs);
+    for (const rs of matchingOwners(this.rsInformer.listIn(pod.metadata.namespace), pod)) this.enqueue(rs);
   }
 
   private addPod(pod: Pod): void {
@@ -182,7 +182,7 @@ export class ReplicaSetController implements Controller {
     }
     const needsSync = this.expectations.satisfied(key);
     const selector = selectorFor(rs.spec.selector);
-    const inNamespace = this.podInformer.list().filter((p) => p.metadata.namespace === rs.metadata.namespace);
+    const inNamespace = this.podInformer.listIn(rs.metadata.namespace);
     const claimed = await claimObjects({
       client: this.client,
       resource: 'pods',

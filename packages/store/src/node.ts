@@ -231,9 +231,11 @@ export class StoreNode extends EventEmitter<Events> {
     this.assertOpen();
     // Asked of the Raft core itself, not of the last Ready: a proposal made now gets its
     // current term, and one that reaches the log in another term is refused when applied.
-    const now = this.raw.role();
-    if (fence !== undefined && !(now.role === 'leader' && now.term === fence)) {
-      throw new KvError('fenced', `the write was made for the leadership of term ${fence}, which this master does not hold (it is ${now.role} in term ${now.term})`);
+    if (fence !== undefined) {
+      const now = this.raw.role();
+      if (!(now.role === 'leader' && now.term === fence)) {
+        throw new KvError('fenced', `the write was made for the leadership of term ${fence}, which this master does not hold (it is ${now.role} in term ${now.term})`);
+      }
     }
     const req = validateWrite(request);
     const own = session === undefined ? this.own : undefined;

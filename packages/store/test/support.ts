@@ -1,25 +1,14 @@
 // In-process clusters of real StoreNodes: real sockets on loopback, real level databases in
 // temporary directories.
 import { mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { silentLogger } from '@flotilla/wire';
+import { freePort, silentLogger } from '@flotilla/wire';
 import { KvClient, KvServer, StoreNode, type StoreOptions } from '@flotilla/store';
 
 export const SECRET = 'store-test-secret';
 
-/** A free TCP port on 127.0.0.1 (the OS picks it; it is released before use). */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as { port: number };
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface Member {
   readonly id: string;

@@ -8,3 +8,4 @@ export { Dialer, type DialOptions } from './dialer.ts';
 export { WireError, isWireError, WIRE_ERROR_CODES, type WireErrorCode } from './errors.ts';
 export { createLogger, silentLogger, type Logger } from './logger.ts';
 export { WireServer, secretAuthenticator, type ServerOptions } from './server.ts';
+export { freePort } from './ports.ts';

@@ -20,6 +20,8 @@ export function objectKey(obj: KubeObject): string {
 
 export class Informer<T extends KubeObject> {
   private readonly cache = new Map<string, T>();
+  /** The same objects by namespace (client-go's namespace index): loops read one namespace. */
+  private readonly byNamespace = new Map<string, Map<string, T>>();
   private readonly handlers: InformerHandlers<T>[] = [];
   private stopWatch: (() => void) | undefined;
   private stopped = false;
@@ -53,11 +55,6 @@ export class Informer<T extends KubeObject> {
     return this.synced;
   }
 
-  /** The revision the cache reflects. */
-  get revision(): string {
-    return this.resourceVersion;
-  }
-
   get(namespace: string | undefined, name: string): T | undefined {
     return this.cache.get(namespace === undefined ? name : `${namespace}/${name}`);
   }
@@ -70,8 +67,10 @@ export class Informer<T extends KubeObject> {
     return [...this.cache.values()];
   }
 
-  get size(): number {
-    return this.cache.size;
+  /** The cached objects of one namespace, without walking the others. */
+  listIn(namespace: string | undefined): T[] {
+    const ns = this.byNamespace.get(namespace ?? '');
+    return ns === undefined ? [] : [...ns.values()];
   }
 
   stop(): void {
@@ -148,11 +147,18 @@ export class Informer<T extends KubeObject> {
     if (type === 'DELETED') {
       if (old === undefined) return;
       this.cache.delete(key);
+      const ns = this.byNamespace.get(old.metadata.namespace ?? '');
+      ns?.delete(key);
+      if (ns?.size === 0) this.byNamespace.delete(old.metadata.namespace ?? '');
       for (const h of this.handlers) this.call(() => h.delete?.(obj));
       return;
     }
     if (old !== undefined && old.metadata.resourceVersion === obj.metadata.resourceVersion) return;
     this.cache.set(key, obj);
+    const namespace = obj.metadata.namespace ?? '';
+    let ns = this.byNamespace.get(namespace);
+    if (ns === undefined) this.byNamespace.set(namespace, (ns = new Map()));
+    ns.set(key, obj);
     for (const h of this.handlers) this.call(() => (old === undefined ? h.add?.(obj) : h.update?.(old, obj)));
   }
 
