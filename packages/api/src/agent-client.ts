@@ -1,11 +1,15 @@
 // The agent's side of the agent endpoint (see http/agents.ts): joining the cluster for a node
-// credential, and one WebSocket to a master that carries the agent's API calls and watches.
-// It dials the masters in turn and reconnects on its own; a request made while no master is
-// connected waits for one until its deadline.
+// credential, and one WebSocket to a master that carries the agent's API calls and watches,
+// and the pod logs the master asks for. It dials the masters in turn and reconnects on its
+// own; a request made while no master is connected waits for one until its deadline.
 import { request } from 'node:https';
 import { request as httpRequest } from 'node:http';
 import { Dialer, silentLogger, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
+import type { LogRequest, LogSink } from './http/logs.ts';
 import type { Status, WatchEventType } from './types/meta.ts';
+
+/** Log data goes to the master in frames of at most this size. */
+const MAX_LOG_FRAME_BYTES = 1024 * 1024;
 
 export interface ApiResponse<T = unknown> {
   readonly code: number;
@@ -65,6 +69,12 @@ export interface AgentClientOptions {
   /** Called when a connection to a master opens (the agent resyncs its watches then). */
   readonly onConnect?: (apiUrl: string) => void;
   readonly onDisconnect?: (apiUrl: string, reason: string) => void;
+  /**
+   * Serves the master's requests for a container's log: stream it into `sink` and return
+   * cancel(), which is called when the reader goes away or the connection drops. Without it
+   * the agent answers every log request with an error.
+   */
+  readonly logs?: (request: LogRequest, sink: LogSink) => () => void;
 }
 
 export interface WatchHandler {
@@ -85,6 +95,8 @@ export class AgentClient {
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
   private readonly watches = new Map<number, WatchHandler>();
+  /** Log streams served, by the master's id, each with the connection it goes out on. */
+  private readonly logStreams = new Map<number, { readonly conn: WireConnection; readonly cancel: () => void }>();
   private readonly waiting: (() => void)[] = [];
   private closed = false;
 
@@ -172,7 +184,8 @@ export class AgentClient {
       logger: this.options.logger ?? silentLogger,
       onConnect: (conn) => {
         failures = 0;
-        conn.on('frame', (f) => this.receive(f));
+        conn.on('frame', (f) => this.receive(f, conn));
+        conn.on('close', () => this.cancelLogs(conn));
         for (const wake of this.waiting.splice(0)) wake();
         this.options.onConnect?.(url);
       },
@@ -205,9 +218,19 @@ export class AgentClient {
     }
   }
 
-  private receive(f: Frame): void {
+  private receive(f: Frame, conn: WireConnection): void {
     const id = f['id'] as number;
     switch (f['t']) {
+      case 'logs':
+        this.serveLogs(id, f, conn);
+        return;
+      case 'logCancel': {
+        const stream = this.logStreams.get(id);
+        if (stream?.conn !== conn) return;
+        this.logStreams.delete(id);
+        stream.cancel();
+        return;
+      }
       case 'res': {
         const p = this.pending.get(id);
         if (p === undefined) return;
@@ -228,6 +251,73 @@ export class AgentClient {
     }
   }
 
+  /** Streams one log the master asked for, in logData frames and a final logEnd. */
+  private serveLogs(id: number, f: Frame, conn: WireConnection): void {
+    if (typeof id !== 'number' || this.logStreams.get(id)?.conn === conn) return;
+    const request = logRequestOf(f);
+    if (typeof request === 'string') {
+      conn.send({ t: 'logEnd', id, error: { code: 400, message: request } });
+      return;
+    }
+    if (this.options.logs === undefined) {
+      conn.send({ t: 'logEnd', id, error: { code: 500, message: 'this agent does not serve logs' } });
+      return;
+    }
+    let ended = false;
+    let stop: (() => void) | undefined;
+    let halted = false;
+    /** Stops the runtime's stream, now or as soon as logs() has returned its cancel. */
+    const halt = (): void => {
+      halted = true;
+      stop?.();
+    };
+    const forget = (): void => {
+      if (this.logStreams.get(id)?.conn === conn) this.logStreams.delete(id);
+    };
+    const end = (error?: { readonly code: number; readonly message: string }): void => {
+      if (ended) return;
+      ended = true;
+      forget();
+      conn.send({ t: 'logEnd', id, ...(error === undefined ? {} : { error: { code: error.code, message: error.message } }) });
+    };
+    const sink: LogSink = {
+      data: (chunk) => {
+        for (let at = 0; !ended && at < chunk.byteLength; at += MAX_LOG_FRAME_BYTES) {
+          if (conn.send({ t: 'logData', id, data: chunk.subarray(at, at + MAX_LOG_FRAME_BYTES) })) continue;
+          // The master is not reading: stop reading the log rather than pile it up here.
+          end({ code: 503, message: 'the agent could not send the log as fast as it was read (its connection to the master is congested); read it again, perhaps with tailLines or limitBytes' });
+          halt();
+        }
+      },
+      end,
+    };
+    // Cancelled by the master, or its connection dropped: nothing more is sent.
+    this.logStreams.set(id, {
+      conn,
+      cancel: () => {
+        ended = true;
+        forget();
+        halt();
+      },
+    });
+    try {
+      stop = this.options.logs(request, sink);
+    } catch (err) {
+      end({ code: 500, message: `the agent failed to read the log: ${(err as Error).message}` });
+      return;
+    }
+    if (halted) stop();
+  }
+
+  /** The connection is gone: so is every log stream it carried. */
+  private cancelLogs(conn: WireConnection): void {
+    for (const [id, stream] of this.logStreams) {
+      if (stream.conn !== conn) continue;
+      this.logStreams.delete(id);
+      stream.cancel();
+    }
+  }
+
   private failAll(why: string): void {
     for (const [id, p] of this.pending) {
       clearTimeout(p.timer);
@@ -239,4 +329,31 @@ export class AgentClient {
       h.end();
     }
   }
+}
+
+/** The LogRequest in a 'logs' frame, or what is wrong with the frame. */
+function logRequestOf(f: Frame): LogRequest | string {
+  const text = (k: string): string | undefined => (typeof f[k] === 'string' ? (f[k] as string) : undefined);
+  const count = (k: string): number | undefined | null => (f[k] === undefined || f[k] === null ? undefined : typeof f[k] === 'number' && Number.isSafeInteger(f[k]) && (f[k] as number) >= 0 ? (f[k] as number) : null);
+  const namespace = text('namespace');
+  const pod = text('pod');
+  const uid = text('uid');
+  const container = text('container');
+  if (namespace === undefined || pod === undefined || uid === undefined || container === undefined) return 'a logs frame needs namespace, pod, uid and container as strings';
+  if (typeof f['follow'] !== 'boolean' || typeof f['previous'] !== 'boolean') return 'a logs frame needs follow and previous as booleans';
+  const tailLines = count('tailLines');
+  const limitBytes = count('limitBytes');
+  const sinceSeconds = count('sinceSeconds');
+  if (tailLines === null || limitBytes === null || sinceSeconds === null) return 'tailLines, limitBytes and sinceSeconds must be non-negative integers';
+  return {
+    namespace,
+    pod,
+    uid,
+    container,
+    follow: f['follow'],
+    previous: f['previous'],
+    ...(tailLines === undefined ? {} : { tailLines }),
+    ...(limitBytes === undefined ? {} : { limitBytes }),
+    ...(sinceSeconds === undefined ? {} : { sinceSeconds }),
+  };
 }

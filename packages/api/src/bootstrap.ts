@@ -30,6 +30,8 @@ export interface ApiOptions {
   readonly logger: Logger;
   /** In-flight limits (see ApiServerOptions); Kubernetes' defaults when absent. */
   readonly limits?: { readonly maxRequestsInFlight: number; readonly maxMutatingRequestsInFlight: number };
+  /** The other masters' API base URLs, for pod-log requests whose agent is connected elsewhere. */
+  readonly peers?: () => readonly string[];
 }
 
 const enc = new TextEncoder();
@@ -130,7 +132,11 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
   const { node, logger } = options;
   const auth = new Authenticator(options.tokens);
   let tls: Pem | undefined;
-  if (!options.insecureHttp) tls = await servingCert(await ensureCa(node, options.cluster, logger), options);
+  let ca: Pem | undefined;
+  if (!options.insecureHttp) {
+    ca = await ensureCa(node, options.cluster, logger);
+    tls = await servingCert(ca, options);
+  }
   await followNodeTokens(node, auth, logger);
   const api = await ApiServer.start({
     node,
@@ -140,6 +146,8 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     authenticator: auth,
     ...(options.joinToken === undefined ? {} : { joinToken: options.joinToken }),
     ...options.limits,
+    ...(options.peers === undefined ? {} : { peers: options.peers }),
+    ...(ca === undefined ? {} : { peerCa: ca.cert }),
     logger,
   });
   await ensureNamespaces(api, logger);

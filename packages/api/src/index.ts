@@ -24,6 +24,7 @@ export { mergePatch, strategicMergePatch, jsonPatch, PatchError } from './patch.
 export { ObjectStore, encodeObject, decodeObject } from './objects.ts';
 export { ApiServer, MAX_BODY_BYTES, type ApiServerOptions, type ApiCall, type ApiResult } from './http/server.ts';
 export { AGENT_PATH } from './http/agents.ts';
+export type { LogRequest, LogSink } from './http/logs.ts';
 export { AgentClient, AgentApiError, joinCluster, type AgentClientOptions, type ApiResponse, type WatchHandler } from './agent-client.ts';
 export { startApi, ensureCa, CA_KEY, type ApiOptions } from './bootstrap.ts';
 export { createCa, createServingCert, type Pem } from './certs.ts';

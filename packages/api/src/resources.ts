@@ -43,10 +43,14 @@ export function age(created: string | undefined, now: number): string {
   return `${Math.floor(s / 86400)}d`;
 }
 
+/** The STATUS column as kubectl prints it: Terminating, a container's waiting or terminated reason (CrashLoopBackOff, Completed, Error…), or the phase. */
 function podStatus(p: Pod): string {
   if (p.metadata.deletionTimestamp !== undefined) return 'Terminating';
-  const waiting = p.status?.containerStatuses?.find((c) => c.state?.waiting?.reason !== undefined)?.state?.waiting?.reason;
-  return waiting ?? p.status?.reason ?? p.status?.phase ?? 'Pending';
+  const states = (p.status?.containerStatuses ?? []).map((c) => c.state);
+  const waiting = states.find((s) => s?.waiting?.reason !== undefined && s.waiting.reason !== 'ContainerCreating')?.waiting?.reason;
+  const terminated = states.find((s) => s?.terminated !== undefined)?.terminated;
+  const running = states.some((s) => s?.running !== undefined);
+  return waiting ?? (running ? undefined : terminated?.reason) ?? p.status?.reason ?? (states.some((s) => s?.waiting?.reason === 'ContainerCreating') ? 'ContainerCreating' : undefined) ?? p.status?.phase ?? 'Pending';
 }
 
 const common = { group: '', version: 'v1', subresources: [] as Subresource[], nameRule: 'subdomain' as const, fields: () => ({}) };

@@ -167,6 +167,7 @@ function container(e: Errors, c: Container, field: string, names: Set<string>): 
     else c.env.forEach((v, i) => {
       if (typeof v?.name !== 'string' || !/^[-._a-zA-Z][-._a-zA-Z0-9]*$/.test(v.name)) e.invalid(`${field}.env[${i}].name`, v?.name, "a valid environment variable name must consist of alphabetic characters, digits, '_', '-', or '.', and must not start with a digit");
       if (v?.value !== undefined && typeof v.value !== 'string') e.invalid(`${field}.env[${i}].value`, v.value, 'must be a string');
+      if (v?.valueFrom !== undefined) envSource(e, v.valueFrom, v.value, `${field}.env[${i}]`);
     });
   }
   if (c.ports !== undefined) {
@@ -180,6 +181,20 @@ function container(e: Errors, c: Container, field: string, names: Set<string>): 
   probe(e, c.livenessProbe, `${field}.livenessProbe`);
   probe(e, c.readinessProbe, `${field}.readinessProbe`);
   probe(e, c.startupProbe, `${field}.startupProbe`);
+}
+
+/** The pod fields a container's environment may take values from (fieldRef.fieldPath). */
+export const ENV_FIELD_PATHS = ['metadata.name', 'metadata.namespace', 'metadata.uid', 'spec.nodeName', 'spec.serviceAccountName', 'status.hostIP', 'status.podIP'];
+
+function envSource(e: Errors, from: unknown, value: unknown, field: string): void {
+  if (value !== undefined && value !== '') e.invalid(`${field}.valueFrom`, '', 'may not be specified when `value` is not empty');
+  if (!isObject(from)) return e.invalid(`${field}.valueFrom`, from, 'must be an object');
+  const ref = from['fieldRef'];
+  if (ref === undefined) return e.invalid(`${field}.valueFrom`, from, 'must have fieldRef (the only source Flotilla supports)');
+  const path = isObject(ref) ? ref['fieldPath'] : undefined;
+  if (typeof path !== 'string' || path === '') return e.required(`${field}.valueFrom.fieldRef.fieldPath`);
+  if (/^metadata\.(labels|annotations)\['[^']+'\]$/.test(path) || ENV_FIELD_PATHS.includes(path)) return;
+  e.notSupported(`${field}.valueFrom.fieldRef.fieldPath`, path, [...ENV_FIELD_PATHS, "metadata.labels['KEY']", "metadata.annotations['KEY']"]);
 }
 
 function tolerations(e: Errors, ts: Toleration[] | undefined, field: string): void {
@@ -277,6 +292,7 @@ export function validateSpec(kind: string, obj: KubeObject, e: Errors): void {
       const spec = (obj as Service).spec;
       if (spec === undefined) return;
       if (spec.type !== undefined && !['ClusterIP', 'NodePort', 'LoadBalancer'].includes(spec.type)) e.notSupported('spec.type', spec.type, ['ClusterIP', 'NodePort', 'LoadBalancer']);
+      if (spec.internalTrafficPolicy !== undefined && spec.internalTrafficPolicy !== 'Cluster' && spec.internalTrafficPolicy !== 'Local') e.notSupported('spec.internalTrafficPolicy', spec.internalTrafficPolicy, ['Cluster', 'Local']);
       const names = new Set<string>();
       (spec.ports ?? []).forEach((p, i) => {
         port(e, p.port, `spec.ports[${i}].port`);

@@ -1,7 +1,8 @@
 // The Endpoints controller, as Kubernetes' pkg/controller/endpoint: for every Service with a
 // selector, an Endpoints object of the same name listing the pods the selector matches that
 // have an IP (ready ones under addresses, the others under notReadyAddresses), with the
-// Service's ports resolved against each pod. The key is the Service's namespace/name; pod
+// Service's ports resolved against each pod (to the host ports Flotilla's agent assigned, when
+// the pod reports them in status.portMappings). The key is the Service's namespace/name; pod
 // events enqueue the Services that select the pod (before and after the change).
 import { ApiError, fromLabelSelector, matches, WorkQueue, type EndpointAddress, type EndpointPort, type Endpoints, type EndpointSubset, type Informer, type Pod, type Service } from '@flotilla/api';
 import type { Controller, ControllerContext } from './context.ts';
@@ -148,23 +149,41 @@ function address(pod: Pod, ip: string): EndpointAddress {
  * The Service's ports as this pod serves them: a numeric targetPort as is, a named one looked
  * up among the pod's container ports. A port the pod does not have is left out for it (as
  * Kubernetes, which logs and skips); a pod with none of the Service's ports is left out.
+ * Flotilla's agent runs containers on the node's network and reports in status.portMappings
+ * where each declared container port really listens: that host port is the endpoint's port.
+ * Pods without mappings (other kubelets) serve on the containerPort itself.
  */
 function resolvePorts(service: Service, pod: Pod): EndpointPort[] | undefined {
   const wanted = service.spec?.ports ?? [];
   const ports: EndpointPort[] = [];
   for (const sp of wanted) {
+    const protocol = sp.protocol ?? 'TCP';
     const target = sp.targetPort ?? sp.port;
-    let port: number | undefined;
-    if (typeof target === 'number') port = target;
-    else if (/^\d+$/.test(target)) port = Number(target);
-    else port = pod.spec.containers.flatMap((c) => c.ports ?? []).find((cp) => cp.name === target && (cp.protocol ?? 'TCP') === (sp.protocol ?? 'TCP'))?.containerPort;
-    if (port === undefined) continue;
-    const ep: EndpointPort = { port, protocol: sp.protocol ?? 'TCP' };
+    let containerPort: number | undefined;
+    let container: string | undefined;
+    if (typeof target === 'number') containerPort = target;
+    else if (/^\d+$/.test(target)) containerPort = Number(target);
+    else {
+      for (const c of pod.spec.containers) {
+        const found = (c.ports ?? []).find((cp) => cp.name === target && (cp.protocol ?? 'TCP') === protocol);
+        if (found === undefined) continue;
+        containerPort = found.containerPort;
+        container = c.name;
+        break;
+      }
+    }
+    if (containerPort === undefined) continue;
+    const ep: EndpointPort = { port: hostPortOf(pod, containerPort, protocol, container) ?? containerPort, protocol };
     if (sp.name !== undefined && sp.name !== '') ep.name = sp.name;
     ports.push(ep);
   }
   if (wanted.length > 0 && ports.length === 0) return undefined;
   return ports;
+}
+
+/** The host port the agent assigned to a container port (of `container`, when a named port told which). */
+function hostPortOf(pod: Pod, containerPort: number, protocol: string, container: string | undefined): number | undefined {
+  return pod.status?.portMappings?.find((m) => m.containerPort === containerPort && (m.protocol ?? 'TCP') === protocol && (container === undefined || m.containerName === container))?.hostPort;
 }
 
 function byIp(a: EndpointAddress, b: EndpointAddress): number {

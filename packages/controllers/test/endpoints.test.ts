@@ -1,9 +1,10 @@
 // The Endpoints controller on the real API: Endpoints follow pod IPs and readiness, pod
 // deletion, selector changes and the Service's deletion; named target ports are resolved per
-// pod; a Service without selector is left alone; nothing is written when nothing changed.
+// pod; ports map to the host ports a pod reports in status.portMappings; a Service without
+// selector is left alone; nothing is written when nothing changed.
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { ApiError, InformerFactory, type Endpoints, type Pod, type Service } from '@flotilla/api';
+import { ApiError, InformerFactory, type Endpoints, type Pod, type PortMapping, type Service } from '@flotilla/api';
 import { startTestApi, type TestApi } from '@flotilla/api/testing';
 import { silentLogger } from '@flotilla/wire';
 import { EndpointsController } from '../src/endpoints.ts';
@@ -54,10 +55,11 @@ describe('endpoints controller', () => {
   });
 
   /** What the agent reports: the pod's IP and its readiness. */
-  async function setStatus(name: string, podIP: string | undefined, ready: boolean): Promise<void> {
+  async function setStatus(name: string, podIP: string | undefined, ready: boolean, portMappings?: PortMapping[]): Promise<void> {
     const p = await api.client.get<Pod>('pods', 'default', name);
     const status: Pod['status'] = { phase: 'Running', conditions: [{ type: 'Ready', status: ready ? 'True' : 'False' }] };
     if (podIP !== undefined) status.podIP = podIP;
+    if (portMappings !== undefined) status.portMappings = portMappings;
     await api.client.update('pods', { ...p, status }, 'status');
   }
 
@@ -170,5 +172,36 @@ describe('endpoints controller', () => {
     // Someone deleting a selector's Endpoints: they come back.
     await api.client.delete('endpoints', 'default', 'marker');
     await untilView('marker', ['http:8080,admin:9000 | marker | ']);
+  });
+
+  test('ports map to the host ports the agent assigned (status.portMappings); pods without mappings keep containerPort', async () => {
+    // Both of the Service's ports declared: "web" (named targetPort) and 9000 (numeric).
+    const mapped = (name: string): Pod => {
+      const p = pod(name, { app: 'mapped' }, 8080);
+      p.spec.containers[0]!.ports!.push({ containerPort: 9000 });
+      return p;
+    };
+    for (const name of ['m1', 'm2', 'plain']) await api.client.create('pods', mapped(name));
+    // A UDP mapping of 9000 comes first: the TCP port must not take it.
+    await setStatus('m1', '127.0.0.2', true, [
+      { containerName: 'c', containerPort: 9000, protocol: 'UDP', hostPort: 39999 },
+      { containerName: 'c', name: 'web', containerPort: 8080, protocol: 'TCP', hostPort: 31001 },
+      { containerName: 'c', containerPort: 9000, protocol: 'TCP', hostPort: 31002 },
+    ]);
+    // The same app on the same node: other host ports, so another subset.
+    await setStatus('m2', '127.0.0.2', true, [
+      { containerName: 'c', name: 'web', containerPort: 8080, hostPort: 31003 },
+      { containerName: 'c', containerPort: 9000, hostPort: 31004 },
+    ]);
+    await setStatus('plain', '10.0.2.1', true);
+    await api.client.create('services', service('mapped', { app: 'mapped' }));
+    await untilView('mapped', ['http:31001,admin:31002 | m1 | ', 'http:31003,admin:31004 | m2 | ', 'http:8080,admin:9000 | plain | ']);
+
+    // A new assignment (the agent restarted the pod on other ports) moves the endpoint.
+    await setStatus('m2', '127.0.0.2', true, [
+      { containerName: 'c', name: 'web', containerPort: 8080, hostPort: 31001 },
+      { containerName: 'c', containerPort: 9000, hostPort: 31002 },
+    ]);
+    await untilView('mapped', ['http:31001,admin:31002 | m1,m2 | ', 'http:8080,admin:9000 | plain | ']);
   });
 });

@@ -10,6 +10,18 @@
 //
 // Requests go through the same path as HTTP ones (ApiServer.execute / runWatch), so an agent
 // can do exactly what its node credential allows and nothing more.
+//
+// Pod logs go the other way: the master asks, the agent streams (ids are the master's own,
+// a space apart from the agent's request ids):
+//
+//   master → agent  {t: 'logs', id, namespace, pod, uid, container, follow, previous,
+//                    tailLines?, limitBytes?, sinceSeconds?}
+//                   {t: 'logCancel', id}                  (the reader went away)
+//   agent → master  {t: 'logData', id, data: Uint8Array}  … then
+//                   {t: 'logEnd', id, error?: {code, message}}
+//
+// Frames for a stream the master no longer has (cancelled meanwhile) are ignored; malformed
+// ones close the connection. Streams still open when the connection closes end with a 503.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
 import { CLOSE, InFlightLimit, WireServer, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
@@ -18,6 +30,7 @@ import { ApiError } from '../errors.ts';
 import type { ObjectStore } from '../objects.ts';
 import type { ApiCall, ApiResult } from './server.ts';
 import { hasProtoKey } from './body.ts';
+import type { LogRequest, LogSink } from './logs.ts';
 import { runWatch } from './watch.ts';
 
 export const AGENT_PATH = '/flotilla/v1/agent';
@@ -25,6 +38,10 @@ export const AGENT_PATH = '/flotilla/v1/agent';
 const MAX_IN_FLIGHT = 256;
 /** Watches one agent may hold open. */
 const MAX_WATCHES = 64;
+/** Log streams the master may have open on one agent connection. */
+const MAX_LOG_STREAMS = 64;
+/** The longest error message from an agent passed on to a log reader. */
+const MAX_LOG_ERROR_CHARS = 1024;
 
 /** What the endpoint needs from the API server. */
 export interface AgentApi {
@@ -37,6 +54,9 @@ export class AgentEndpoint {
   private readonly wire: WireServer;
   /** Connected agents by node name (the newest connection of a node is last). */
   private readonly byNode = new Map<string, WireConnection[]>();
+  /** The log streams open on each connection, by the master's stream id. */
+  private readonly logStreams = new Map<WireConnection, Map<number, LogSink>>();
+  private nextLogId = 1;
 
   constructor(
     http: Server | HttpsServer,
@@ -63,6 +83,24 @@ export class AgentEndpoint {
     return list?.[list.length - 1];
   }
 
+  /**
+   * Asks the agent of `node` for a container's log, to be streamed into `sink`. Returns
+   * cancel(), or undefined if that agent is not connected to this master. Throws ApiError
+   * (429) when the agent's connection already carries MAX_LOG_STREAMS streams.
+   */
+  openLogs(node: string, request: LogRequest, sink: LogSink): (() => void) | undefined {
+    const conn = this.connection(node);
+    const streams = conn === undefined ? undefined : this.logStreams.get(conn);
+    if (conn === undefined || streams === undefined) return undefined;
+    if (streams.size >= MAX_LOG_STREAMS) throw new ApiError('TooManyRequests', `node "${node}" already streams ${MAX_LOG_STREAMS} logs through this master; close one, or retry in a second`, { retryAfterSeconds: 1 });
+    const id = this.nextLogId++;
+    if (!conn.send({ t: 'logs', id, ...request })) throw new ApiError('ServiceUnavailable', `the connection to the agent of node "${node}" is congested; retry in a second`, { retryAfterSeconds: 1 });
+    streams.set(id, sink);
+    return () => {
+      if (streams.delete(id)) conn.send({ t: 'logCancel', id });
+    };
+  }
+
   close(): Promise<void> {
     return this.wire.close();
   }
@@ -84,6 +122,8 @@ export class AgentEndpoint {
     this.byNode.set(node, [...(this.byNode.get(node) ?? []), conn]);
     this.logger.info({ node }, 'agent connected');
     const watches = new Map<number, () => void>();
+    const logs = new Map<number, LogSink>();
+    this.logStreams.set(conn, logs);
     const limit = new InFlightLimit(conn, MAX_IN_FLIGHT);
     const reply = (frame: Frame): void => {
       if (!conn.send(frame)) conn.reject(CLOSE.slowConsumer, 'the agent is not reading its responses');
@@ -91,6 +131,9 @@ export class AgentEndpoint {
     conn.on('close', (code, reason) => {
       for (const stop of watches.values()) stop();
       watches.clear();
+      this.logStreams.delete(conn);
+      for (const sink of logs.values()) sink.end({ code: 503, message: `the agent of node "${node}" disconnected from this master, so the log stream ended; read it again once the agent reconnects` });
+      logs.clear();
       const left = (this.byNode.get(node) ?? []).filter((c) => c !== conn);
       if (left.length === 0) this.byNode.delete(node);
       else this.byNode.set(node, left);
@@ -116,6 +159,20 @@ export class AgentEndpoint {
         case 'cancel':
           watches.get(id)?.();
           return;
+        case 'logData': {
+          const data = frame['data'];
+          if (!(data instanceof Uint8Array)) return conn.reject(CLOSE.invalidData, 'logData needs data as bytes');
+          logs.get(id)?.data(data);
+          return;
+        }
+        case 'logEnd': {
+          const error = logError(frame['error']);
+          if (error === null) return conn.reject(CLOSE.invalidData, 'logEnd error must be {code: an HTTP error code, message: a string}');
+          const sink = logs.get(id);
+          logs.delete(id);
+          sink?.end(error);
+          return;
+        }
         default:
           conn.reject(CLOSE.invalidData, `unknown frame type ${JSON.stringify(frame['t'])}`);
       }
@@ -166,6 +223,15 @@ export class AgentEndpoint {
       refuse(e);
     }
   }
+}
+
+/** The error of a logEnd frame: undefined for none, null when malformed. */
+function logError(error: unknown): { code: number; message: string } | undefined | null {
+  if (error === undefined || error === null) return undefined;
+  if (typeof error !== 'object' || Array.isArray(error)) return null;
+  const { code, message } = error as Record<string, unknown>;
+  if (typeof code !== 'number' || !Number.isInteger(code) || code < 400 || code > 599 || typeof message !== 'string') return null;
+  return { code, message: message.length > MAX_LOG_ERROR_CHARS ? `${message.slice(0, MAX_LOG_ERROR_CHARS)}…` : message };
 }
 
 /** A request frame as an ApiCall; throws ApiError (400) for a malformed one. */

@@ -17,6 +17,8 @@ import { openApiV3Index, openApiV3Document } from './openapi.ts';
 import { serveWatch } from './watch.ts';
 import { AgentEndpoint } from './agents.ts';
 import { MAX_BODY_BYTES, readJson } from './body.ts';
+import { logRequestOf, serveLog } from './logs.ts';
+import type { Pod } from '../types/core.ts';
 
 export { MAX_BODY_BYTES };
 
@@ -40,6 +42,13 @@ export interface ApiServerOptions {
    */
   readonly maxRequestsInFlight?: number;
   readonly maxMutatingRequestsInFlight?: number;
+  /**
+   * The other masters' API base URLs (not this one's). A pod-log request whose agent is
+   * connected to another master is forwarded to these in turn.
+   */
+  readonly peers?: () => readonly string[];
+  /** The cluster CA certificate, to verify the peers' https addresses. */
+  readonly peerCa?: string;
 }
 
 /** One API request, whatever carried it (HTTP, or an agent's WebSocket). */
@@ -160,6 +169,10 @@ export class ApiServer {
       contentType: req.headers['content-type'],
       body: (optional) => readJson(req, optional),
     };
+    if (method === 'GET') {
+      const route = parseResourcePath(path);
+      if (route?.subresource === 'log') return this.log(req, res, user, route, url.searchParams);
+    }
     const watch = this.watchOf(user, call);
     if (watch !== undefined) {
       const { r, namespace } = watch;
@@ -235,7 +248,7 @@ export class ApiServer {
         return object(200, await this.handlers.list(r, namespace, q));
       case 'get': {
         if (subresource === 'scale') return { code: 200, body: await this.handlers.getScale(r, namespace!, name!) };
-        if (subresource === 'log') return this.log(r, namespace!, name!);
+        if (subresource === 'log') throw new ApiError('BadRequest', 'pod logs are streamed over HTTP only: GET this path from the API server');
         return object(200, await this.handlers.get(r, namespace, name!, q));
       }
       case 'create': {
@@ -274,12 +287,21 @@ export class ApiServer {
     authorizePod(user, (await this.objects.get(r, namespace, name)) as never);
   }
 
-  private async log(r: ResourceInfo, namespace: string, name: string): Promise<ApiResult> {
-    const pod = (await this.objects.get(r, namespace, name)) as { spec?: { nodeName?: string } };
-    const node = pod.spec?.nodeName;
-    if (node === undefined || node === '') throw new ApiError('BadRequest', `pod "${name}" is not assigned to a node yet, so it has no logs`);
-    // Logs live with the agent that runs the pod; the agent endpoint serves them.
-    throw new ApiError('ServiceUnavailable', `the agent of node "${node}" is not connected, so the logs of pod "${name}" cannot be read now`, { retryAfterSeconds: 5 });
+  /** GET …/pods/NAME/log: streamed from the pod's agent, through whichever master it is connected to (logs.ts). */
+  private async log(req: IncomingMessage, res: ServerResponse, user: User, route: ResourceRoute, query: URLSearchParams): Promise<void> {
+    const { info: r, namespace, name } = route;
+    authorize(user, { verb: 'get', resource: r.resource, subresource: 'log', namespace, name });
+    if (namespace === undefined || name === undefined) throw new ApiError('NotFound', `pods "${name ?? ''}" not found: a namespace is needed`);
+    const pod = (await this.objects.get(r, namespace, name)) as Pod;
+    const request = logRequestOf(pod, query);
+    await serveLog(req, res, {
+      pod,
+      request,
+      open: (sink) => this.agents.openLogs(pod.spec.nodeName!, request, sink),
+      peers: this.options.peers?.() ?? [],
+      ...(this.options.peerCa === undefined ? {} : { ca: this.options.peerCa }),
+      logger: this.options.logger,
+    });
   }
 
   /** POST /flotilla/v1/join: an agent trades the cluster's join token for its node credential. */

@@ -10,9 +10,20 @@ export interface ResourceRequirements {
   limits?: ResourceList;
 }
 
+/** Where an environment variable's value comes from (only fields of the pod itself). */
+export interface EnvVarSource {
+  /**
+   * metadata.name, metadata.namespace, metadata.uid, metadata.labels['KEY'],
+   * metadata.annotations['KEY'], spec.nodeName, spec.serviceAccountName, status.hostIP,
+   * status.podIP.
+   */
+  fieldRef?: { fieldPath: string; apiVersion?: string };
+}
+
 export interface EnvVar {
   name: string;
   value?: string;
+  valueFrom?: EnvVarSource;
 }
 
 export interface ContainerPort {
@@ -112,6 +123,8 @@ export interface ContainerStatus {
   state?: ContainerState;
   lastState?: ContainerState;
   image?: string;
+  /** runtime://id of the current run. */
+  containerID?: string;
 }
 
 export interface PodStatus {
@@ -123,6 +136,23 @@ export interface PodStatus {
   podIP?: string;
   startTime?: string;
   containerStatuses?: ContainerStatus[];
+  /**
+   * Flotilla extension: the ports the agent assigned on the node's address (status.hostIP =
+   * podIP) for the pod's declared container ports. The process runtime shares the node's
+   * network, so a container listens on its assigned port (it is told so in PORT and
+   * PORT_<NAME>), and Endpoints carry these ports, not containerPort.
+   */
+  portMappings?: PortMapping[];
+}
+
+export interface PortMapping {
+  containerName: string;
+  /** The container port's name, if it has one. */
+  name?: string;
+  containerPort: number;
+  protocol?: 'TCP' | 'UDP';
+  /** Where the container actually listens, on the node's address. */
+  hostPort: number;
 }
 
 export interface Pod extends KubeObject {
@@ -205,6 +235,8 @@ export interface ServiceSpec {
   ports?: ServicePort[];
   type?: 'ClusterIP' | 'NodePort' | 'LoadBalancer';
   clusterIP?: string;
+  /** Local: a node's proxy sends the Service's traffic only to endpoints on that node. */
+  internalTrafficPolicy?: 'Cluster' | 'Local';
 }
 
 export interface Service extends KubeObject {
