@@ -1,7 +1,7 @@
 // The flotilla command as a user runs it: real processes, their output and exit codes.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +9,7 @@ import { createInterface } from 'node:readline';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ProcessCluster, freePort } from './support/masters.ts';
+import { HttpApi } from './support/http-api.ts';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/flotilla.mjs', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'flotilla-cli-'));
@@ -29,6 +30,17 @@ function clusterFile(name: string, body: string): string {
 }
 
 const SECRET = 'secret: 0123456789abcdef-cli-test';
+
+/** Pids of live processes whose environment holds `entry` (NAME=value). */
+function withEnv(entry: string): number[] {
+  return readdirSync('/proc').filter((e) => /^\d+$/.test(e)).flatMap((e) => {
+    try {
+      return readFileSync(`/proc/${e}/environ`, 'utf8').split('\0').includes(entry) ? [Number(e)] : [];
+    } catch {
+      return [];
+    }
+  });
+}
 
 test('a bad cluster file stops the master with one clear sentence and no stack trace', async () => {
   const p1 = await freePort('127.0.0.1');
@@ -60,6 +72,30 @@ test('a bad cluster file stops the master with one clear sentence and no stack t
   }
   const missing = await flotilla('master', '--config', join(scratch, 'nope.yaml'), '--name', 'm1');
   assert.match(missing.stderr, /cannot read the cluster file .*nope\.yaml: ENOENT/);
+});
+
+test('a bad worker in the cluster file stops the agent with one clear sentence', async () => {
+  const p1 = await freePort('127.0.0.1');
+  const base = `cluster: t\n${SECRET}\njoinToken: 0123456789abcdef-join\nmasters:\n  - { name: m1, peer: "127.0.0.1:${p1}", client: "127.0.0.1:${p1 + 1}", api: "127.0.0.1:${p1 + 2}", data: d1 }\n`;
+  const cases: [string, string, string[], RegExp][] = [
+    ['unknown worker', `${base}workers:\n  - { name: w1, address: 127.0.0.2, data: w1 }\n`, ['--name', 'w9'], /has no worker named w9; it has w1/],
+    ['no workers listed', base, ['--name', 'w1'], /lists no workers \(add a "workers:" section, or give --address and --data\)/],
+    ['bad address', `${base}workers:\n  - { name: w1, address: localhost, data: w1 }\n`, ['--name', 'w1'], /workers\[0\]\.address must be an IPv4 address/],
+    ['bad name', `${base}workers:\n  - { name: W_1, address: 127.0.0.2, data: w1 }\n`, ['--name', 'W_1'], /workers\[0\]\.name must be a node name/],
+    ['bad taint', `${base}workers:\n  - { name: w1, address: 127.0.0.2, data: w1, taints: [{ key: a, effect: Sometimes }] }\n`, ['--name', 'w1'], /each taint needs a key, an optional value and an effect/],
+    ['bad port range', `${base}workers:\n  - { name: w1, address: 127.0.0.2, data: w1, podPorts: 80-90 }\n`, ['--name', 'w1'], /podPorts must be a range like 20000-29999 within 1024-65535/],
+    ['unknown field', `${base}workers:\n  - { name: w1, address: 127.0.0.2, data: w1, cpus: 4 }\n`, ['--name', 'w1'], /workers\[0\] has an unknown field "cpus"/],
+    ['no join token', base.replace('joinToken: 0123456789abcdef-join\n', ''), ['--name', 'w1', '--address', '127.0.0.2', '--data', join(scratch, 'w1')], /has no joinToken, so no agent can join/],
+  ];
+  for (const [name, body, args, message] of cases) {
+    const run = await flotilla('agent', '--config', clusterFile(`agent-${name.replace(/ /g, '-')}`, body), ...args);
+    assert.equal(run.code, 1, `${name}: exit code (${run.stderr})`);
+    assert.match(run.stderr, message, name);
+    assert.equal(run.stderr.trim().split('\n').length, 1, `${name}: one line`);
+  }
+  const usage = await flotilla('agent', '--config', 'x.yaml');
+  assert.equal(usage.code, 2);
+  assert.match(usage.stderr, /agent needs --config FILE and --name NAME/);
 });
 
 test('a port in use stops the master with one clear sentence', async () => {
@@ -123,6 +159,56 @@ test('flotilla up starts every master, reports the leader, status shows them, an
   } finally {
     if (up.exitCode === null) up.kill('SIGKILL');
     for (const pid of pids) {
+      try {
+        process.kill(pid, 'SIGKILL');
+      } catch {
+        // already stopped
+      }
+    }
+  }
+});
+
+test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the agents and the masters', async () => {
+  const masters: string[] = [];
+  for (let i = 1; i <= 3; i++) masters.push(`  - { name: m${i}, peer: "127.0.0.1:${await freePort('127.0.0.1')}", client: "127.0.0.1:${await freePort('127.0.0.1')}", api: "127.0.0.1:${await freePort('127.0.0.1')}", data: upw-d${i} }`);
+  const token = 'up-workers-admin-token-0123';
+  const file = clusterFile('up-workers', `cluster: up-workers\n${SECRET}\ntokens:\n  - { name: admin, token: ${token}, role: admin }\njoinToken: up-workers-join-token-0123\nmasters:\n${masters.join('\n')}\nworkers:\n  - { name: w1, address: 127.0.3.1, data: upw-w1 }\n`);
+  const up = spawn(process.execPath, [BIN, 'up', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  const pids = new Map<string, number>();
+  const lines: string[] = [];
+  createInterface({ input: up.stdout }).on('line', (line) => {
+    lines.push(line);
+    const started = /^(\w+) started \(pid (\d+)\)/.exec(line);
+    if (started !== null) pids.set(started[1]!, Number(started[2]));
+  });
+  const marker = join(scratch, 'upw-marker');
+  let podPid: number | undefined;
+  try {
+    const deadline = Date.now() + 60_000;
+    const api = (): HttpApi => new HttpApi([`https://${/api: "([^"]+)"/.exec(masters[0]!)![1]}`], token, readFileSync(join(scratch, 'upw-d1', 'api', 'ca.crt'), 'utf8'));
+    let ready = false;
+    while (!ready) {
+      if (Date.now() > deadline) throw new Error(`w1 never became Ready: ${lines.join(' | ')}`);
+      await new Promise((r) => setTimeout(r, 200));
+      if (!pids.has('w1')) continue;
+      const nodes = await api().call('GET', '/api/v1/nodes', undefined, undefined, 2000).catch(() => undefined);
+      ready = nodes?.status === 200 && nodes.json.items.some((n: any) => n.metadata.name === 'w1' && n.status.conditions.some((c: any) => c.type === 'Ready' && c.status === 'True'));
+    }
+    await api().ok('POST', '/api/v1/namespaces/default/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'sleeper' }, spec: { containers: [{ name: 'c', command: ['sleep', '600'], env: [{ name: 'UP_TEST_MARKER', value: marker }] }] } }, 201);
+    while (podPid === undefined) {
+      if (Date.now() > deadline) throw new Error(`the pod never ran: ${JSON.stringify((await api().call('GET', '/api/v1/namespaces/default/pods/sleeper')).json.status)}`);
+      await new Promise((r) => setTimeout(r, 100));
+      podPid = withEnv(`UP_TEST_MARKER=${marker}`)[0];
+    }
+    assert.doesNotThrow(() => process.kill(podPid!, 0), 'the pod runs');
+    const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
+    up.kill('SIGINT');
+    assert.equal(await exited, 0);
+    assert.ok(lines.includes('stopping the workers and their pods…') && lines.includes('all masters stopped'), lines.join(' | '));
+    for (const [name, pid] of [...pids, ['pod', podPid] as const]) assert.throws(() => process.kill(pid, 0), /ESRCH/, `${name} (pid ${pid}) is gone`);
+  } finally {
+    if (up.exitCode === null) up.kill('SIGKILL');
+    for (const pid of [...pids.values(), ...(podPid === undefined ? [] : [-podPid, podPid])]) {
       try {
         process.kill(pid, 'SIGKILL');
       } catch {

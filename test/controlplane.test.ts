@@ -8,6 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { ADMIN_TOKEN, ProcessCluster } from './support/masters.ts';
 import { HttpApi } from './support/http-api.ts';
 import { FakeNodes } from './support/fake-nodes.ts';
+import { until } from './support/until.ts';
 
 const NS = '/apis/apps/v1/namespaces/default/deployments';
 
@@ -26,21 +27,6 @@ function deployment(name: string, replicas: number, version: string, strategy: o
       },
     },
   };
-}
-
-async function until<T>(what: string, check: () => Promise<T | undefined | false>, timeoutMs = 30_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let last: unknown;
-  for (;;) {
-    try {
-      const v = await check();
-      if (v !== undefined && v !== false) return v;
-    } catch (err) {
-      last = err;
-    }
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}${last === undefined ? '' : ` (last error: ${(last as Error).message})`}`);
-    await new Promise((r) => setTimeout(r, 100));
-  }
 }
 
 /**

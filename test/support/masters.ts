@@ -2,7 +2,7 @@
 // 127.0.0.x address, with a fault proxy in front of every peer port. Every process started is
 // tracked by pid and killed by pid when the test ends, whatever happened.
 import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -20,9 +20,23 @@ const live = new Set<ChildProcess>();
 /** FLOTILLA_TEST_TRACE=FILE appends every master's log lines to FILE (for chasing a failure). */
 const TRACE = process.env['FLOTILLA_TEST_TRACE'];
 // If the test process dies, its masters must not outlive it.
+const clusters = new Set<ProcessCluster>();
 process.on('exit', () => {
   for (const p of live) if (p.pid !== undefined) process.kill(p.pid, 'SIGKILL');
+  // …nor the pods their agents started.
+  for (const c of clusters) for (const pid of c.podProcesses()) killTree(pid);
 });
+
+/** SIGKILL to a pod process's group (pods lead their own), or to the process alone. */
+function killTree(pid: number): void {
+  for (const target of [-pid, pid]) {
+    try {
+      process.kill(target, 'SIGKILL');
+    } catch {
+      // not a group leader, or gone meanwhile
+    }
+  }
+}
 
 
 interface MasterInfo {
@@ -56,8 +70,18 @@ export interface ProcessClusterOptions {
   readonly insecureHttp?: boolean;
   /** Extra node flags for the master processes (e.g. ['--cpu-prof'] when profiling). */
   readonly nodeArgs?: readonly string[];
+  /** Worker agents listed in the cluster file (w1 … wN on 127.0.2.1 …); start them with startAgent. */
+  readonly workers?: number;
 }
 
+interface WorkerInfo {
+  readonly name: string;
+  readonly address: string;
+  proc: ChildProcess | undefined;
+}
+
+/** A pod given this variable with the cluster's directory as its value is found by podProcesses(). */
+export const POD_MARKER = 'FLOTILLA_TEST_CLUSTER';
 export const ADMIN_TOKEN = 'test-admin-token-0123456789';
 export const VIEWER_TOKEN = 'test-viewer-token-0123456789';
 export const JOIN_TOKEN = 'test-join-token-0123456789';
@@ -67,6 +91,7 @@ export class ProcessCluster {
   readonly file = join(this.dir, 'cluster.yaml');
   readonly secret = 'chaos-test-secret-0123456789';
   readonly masters: MasterInfo[] = [];
+  readonly workers: WorkerInfo[] = [];
   /** Every leadership any master announced: term → names (the Election Safety evidence). */
   readonly leaderTerms = new Map<number, Set<string>>();
   /** Each master's log lines that are not JSON (startup errors). */
@@ -110,7 +135,16 @@ export class ProcessCluster {
       lines.push(`  - { name: ${m.name}, peer: "${peer}", peerListen: "${ip}:${m.peerPort}", client: "${ip}:${m.clientPort}"${api}, data: ${m.name}${join} }`);
       c.masters.push(m);
     }
+    if ((options.workers ?? 0) > 0) {
+      lines.push('workers:');
+      for (let k = 1; k <= options.workers!; k++) {
+        const w: WorkerInfo = { name: `w${k}`, address: `127.0.2.${k}`, proc: undefined };
+        lines.push(`  - { name: ${w.name}, address: ${w.address}, data: ${w.name}, labels: { flotilla.io/test: "yes" } }`);
+        c.workers.push(w);
+      }
+    }
     writeFileSync(c.file, `${lines.join('\n')}\n`);
+    clusters.add(c);
     return c;
   }
 
@@ -163,23 +197,33 @@ export class ProcessCluster {
     return m;
   }
 
+  /**
+   * Spawns `flotilla <args>` as `name`, feeding its JSON log lines to `onLine` (and to the trace
+   * file); lines that are not JSON go to `complaints`. The process is tracked by pid.
+   */
+  private spawnFlotilla(name: string, args: readonly string[], onLine: (line: Record<string, unknown>, msg: string) => void): ChildProcess {
+    const proc = spawn(process.execPath, [...this.nodeArgs, BIN, ...args, '--config', this.file, '--name', name], { stdio: ['ignore', 'ignore', 'pipe'] });
+    live.add(proc);
+    createInterface({ input: proc.stderr! }).on('line', (line) => {
+      if (TRACE !== undefined) appendFileSync(TRACE, `${name} ${line}\n`);
+      if (!line.startsWith('{')) {
+        this.complaints.push(`${name}: ${line}`);
+        return;
+      }
+      const parsed = JSON.parse(line) as Record<string, unknown>;
+      onLine(parsed, typeof parsed['msg'] === 'string' ? parsed['msg'] : '');
+    });
+    proc.on('exit', () => live.delete(proc));
+    return proc;
+  }
+
   /** Starts a master process and resolves once it serves (rejects if it exits first). */
   start(name: string): Promise<void> {
     const m = this.info(name);
     if (m.proc !== undefined) throw new Error(`${name} is already running`);
-    const proc = spawn(process.execPath, [...this.nodeArgs, BIN, 'master', '--config', this.file, '--name', name], { stdio: ['ignore', 'ignore', 'pipe'] });
-    m.proc = proc;
-    live.add(proc);
     return new Promise((resolve, reject) => {
       let started = false;
-      createInterface({ input: proc.stderr! }).on('line', (line) => {
-        if (TRACE !== undefined) appendFileSync(TRACE, `${name} ${line}\n`);
-        if (!line.startsWith('{')) {
-          this.complaints.push(`${name}: ${line}`);
-          return;
-        }
-        const parsed = JSON.parse(line) as Record<string, unknown>;
-        const msg = typeof parsed['msg'] === 'string' ? parsed['msg'] : '';
+      const proc = this.spawnFlotilla(name, ['master'], (parsed, msg) => {
         if ((parsed['level'] as number) >= 30) this.messages.push({ name, msg, at: Date.now(), line: parsed });
         const won = /^became leader in term (\d+)$/.exec(msg);
         if (won !== null) {
@@ -193,12 +237,72 @@ export class ProcessCluster {
           resolve();
         }
       });
+      m.proc = proc;
       proc.on('exit', (code, signal) => {
-        live.delete(proc);
         if (m.proc === proc) m.proc = undefined;
         if (!started) reject(new Error(`${name} exited before serving (${signal ?? code}): ${this.complaints.filter((c) => c.startsWith(name)).join('; ')}`));
       });
     });
+  }
+
+  private worker(name: string): WorkerInfo {
+    const w = this.workers.find((x) => x.name === name);
+    if (w === undefined) throw new Error(`no worker ${name}`);
+    return w;
+  }
+
+  /** Starts a worker agent process and resolves once it has registered its node. */
+  startAgent(name: string): Promise<void> {
+    const w = this.worker(name);
+    if (w.proc !== undefined) throw new Error(`${name} is already running`);
+    return new Promise((resolve, reject) => {
+      let started = false;
+      const proc = this.spawnFlotilla(name, ['agent'], (_, msg) => {
+        if (!started && msg === `agent ${name} started`) {
+          started = true;
+          resolve();
+        }
+      });
+      w.proc = proc;
+      proc.on('exit', (code, signal) => {
+        if (w.proc === proc) w.proc = undefined;
+        if (!started) reject(new Error(`agent ${name} exited before starting (${signal ?? code}): ${this.complaints.filter((c) => c.startsWith(name)).join('; ')}`));
+      });
+    });
+  }
+
+  /** Signals a worker agent by its pid and waits until it is gone. */
+  async killAgent(name: string, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+    const proc = this.worker(name).proc;
+    if (proc?.pid === undefined) return;
+    const gone = new Promise((r) => proc.once('exit', r));
+    process.kill(proc.pid, signal);
+    await gone;
+  }
+
+  agentPid(name: string): number | undefined {
+    return this.worker(name).proc?.pid;
+  }
+
+  /**
+   * The pids of every process whose command line mentions this cluster's directory, or whose
+   * environment has POD_MARKER set to it: pod processes started by its agents (tests pass the
+   * directory as an argument to their pods, or set the variable).
+   */
+  podProcesses(): number[] {
+    const pids: number[] = [];
+    for (const entry of readdirSync('/proc')) {
+      if (!/^\d+$/.test(entry) || Number(entry) === process.pid) continue;
+      try {
+        const cmdline = readFileSync(`/proc/${entry}/cmdline`, 'utf8');
+        if (/^\d+ \(.*\) Z/.test(readFileSync(`/proc/${entry}/stat`, 'utf8'))) continue; // a zombie: already dead
+        if (cmdline.includes(`${BIN}\0agent`) || cmdline.includes(`${BIN}\0master`)) continue;
+        if (cmdline.includes(this.dir) || readFileSync(`/proc/${entry}/environ`, 'utf8').includes(`\0${POD_MARKER}=${this.dir}\0`)) pids.push(Number(entry));
+      } catch {
+        // gone meanwhile
+      }
+    }
+    return pids;
   }
 
   /** CPU time (user + system, ms) each running master has used so far, from /proc (Linux). */
@@ -272,6 +376,21 @@ export class ProcessCluster {
   }
 
   async stop(): Promise<void> {
+    // Agents first, gracefully: they stop their pods. Then whatever pod process is left (of
+    // agents killed earlier) is killed by its pid.
+    await Promise.all(
+      this.workers.map(async (w) => {
+        const proc = w.proc;
+        if (proc?.pid === undefined) return;
+        const gone = new Promise((r) => proc.once('exit', r));
+        process.kill(proc.pid, 'SIGTERM');
+        const timer = setTimeout(() => proc.pid !== undefined && process.kill(proc.pid, 'SIGKILL'), 8000);
+        await gone;
+        clearTimeout(timer);
+      }),
+    );
+    clusters.delete(this);
+    for (const pid of this.podProcesses()) killTree(pid);
     for (const m of this.masters) {
       if (m.proc?.pid !== undefined) {
         try {

@@ -27,6 +27,13 @@ import { parse, YAMLParseError } from 'yaml';
  * kube-apiserver without kube-scheduler and kube-controller-manager). Optional per master: `api` (no API without it), `peerListen` (bind here, when
  * others reach `peer` through a proxy) and `join: true` (not a founder: it starts empty and is
  * added with `flotilla member add`). Relative paths are relative to the cluster file.
+ *
+ * Optional `workers:` lists worker agents (`flotilla agent --config FILE --name w1` runs one;
+ * `flotilla up` starts those listed): `{ name: w1, address: 127.0.0.2, data: ../.data/w1 }`
+ * plus optional `labels: {k: v}`, `taints: [{key, value, effect}]`, `reserve: {cpu: 100m,
+ * memory: 256Mi}` (kept back from the machine's capacity), `podPorts: 20000-29999` (where the
+ * agent assigns pods their ports) and `maxPods: 110`. Several workers may share a machine, each
+ * on its own address in 127.0.0.0/8; across machines each uses its machine's own address.
  */
 export interface ClusterFile {
   readonly path: string;
@@ -48,6 +55,20 @@ export interface ClusterFile {
   readonly controlPlane: boolean;
   /** Node lifecycle timings, in seconds. */
   readonly nodeLifecycle: { readonly gracePeriodSeconds: number; readonly evictionSeconds: number };
+  /** Worker agents. */
+  readonly workers: readonly WorkerSpec[];
+}
+
+export interface WorkerSpec {
+  readonly name: string;
+  /** The node's address: its pods listen there and its proxy accepts there. */
+  readonly address: string;
+  readonly data: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly taints: readonly { readonly key: string; readonly value?: string; readonly effect: 'NoSchedule' | 'PreferNoSchedule' | 'NoExecute' }[];
+  readonly reserve: { readonly cpu?: string; readonly memory?: string };
+  readonly podPorts: { readonly from: number; readonly to: number };
+  readonly maxPods: number;
 }
 
 export interface ApiServerTuning {
@@ -135,7 +156,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   }
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail('must be a YAML mapping with "cluster", "secret" and "masters"');
   const o = doc as Obj;
-  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp', 'store', 'apiServer', 'nodeLifecycle', 'controlPlane']);
+  const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp', 'store', 'apiServer', 'nodeLifecycle', 'controlPlane', 'workers']);
   for (const k of Object.keys(o)) if (!known.has(k)) fail(`has an unknown field "${k}" (known: ${[...known].join(', ')})`);
   const cluster = o['cluster'];
   if (typeof cluster !== 'string' || !/^[a-z0-9][a-z0-9-]{0,62}$/.test(cluster)) fail('needs "cluster": a lower-case name');
@@ -178,7 +199,57 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   const joinToken = o['joinToken'];
   if (joinToken !== undefined && (typeof joinToken !== 'string' || joinToken.length < 16)) fail('"joinToken" must be a string of at least 16 characters');
   if (o['insecureHttp'] !== undefined && typeof o['insecureHttp'] !== 'boolean') fail('"insecureHttp" must be true or false');
-  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true, store: storeTuning(o['store'], fail), apiServer: apiServerTuning(o['apiServer'], fail), nodeLifecycle: nodeLifecycle(o['nodeLifecycle'], fail), controlPlane: controlPlane(o['controlPlane'], fail) };
+  return { path, cluster, secret, raft, masters, tokens, joinToken: joinToken as string | undefined, insecureHttp: o['insecureHttp'] === true, store: storeTuning(o['store'], fail), apiServer: apiServerTuning(o['apiServer'], fail), nodeLifecycle: nodeLifecycle(o['nodeLifecycle'], fail), controlPlane: controlPlane(o['controlPlane'], fail), workers: workers(o['workers'], dirname(path), masters, fail) };
+}
+
+export function findWorker(file: ClusterFile, name: string): WorkerSpec {
+  const w = file.workers.find((x) => x.name === name);
+  if (w === undefined) {
+    throw new ClusterFileError(`cluster file ${file.path} has no worker named ${name}; ${file.workers.length === 0 ? 'it lists no workers (add a "workers:" section, or give --address and --data)' : `it has ${file.workers.map((x) => x.name).join(', ')}`}`);
+  }
+  return w;
+}
+
+const NAME = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+
+function workers(v: unknown, base: string, masters: readonly MasterSpec[], fail: (m: string) => never): WorkerSpec[] {
+  if (v === undefined) return [];
+  if (!Array.isArray(v)) fail('"workers" must be a list, e.g. workers: [{ name: w1, address: 127.0.0.2, data: ../.data/w1 }]');
+  const seen = new Set<string>();
+  return v.map((x: unknown, i: number) => {
+    const at = `workers[${i}]`;
+    if (typeof x !== 'object' || x === null || Array.isArray(x)) fail(`${at} must be a mapping with name, address and data`);
+    const o = x as Obj;
+    const known = ['name', 'address', 'data', 'labels', 'taints', 'reserve', 'podPorts', 'maxPods'];
+    for (const k of Object.keys(o)) if (!known.includes(k)) fail(`${at} has an unknown field "${k}" (known: ${known.join(', ')})`);
+    const name = o['name'];
+    if (typeof name !== 'string' || name.length > 253 || !NAME.test(name)) fail(`${at}.name must be a node name (lower-case letters, digits, '-' and '.')`);
+    if (seen.has(name) || masters.some((m) => m.name === name)) fail(`${at}.name "${name}" is used twice`);
+    seen.add(name);
+    const address = o['address'];
+    if (typeof address !== 'string' || !IPV4.test(address)) fail(`${at}.address must be an IPv4 address (e.g. 127.0.0.2 for a worker on this machine)`);
+    const data = o['data'];
+    if (typeof data !== 'string' || data === '') fail(`${at}.data must be a directory path`);
+    const labels = o['labels'] ?? {};
+    if (typeof labels !== 'object' || labels === null || Array.isArray(labels) || Object.values(labels).some((l) => typeof l !== 'string')) fail(`${at}.labels must be a mapping of strings`);
+    const taints = o['taints'] ?? [];
+    if (!Array.isArray(taints)) fail(`${at}.taints must be a list of {key, value, effect}`);
+    const effects = ['NoSchedule', 'PreferNoSchedule', 'NoExecute'];
+    for (const t of taints as Obj[]) {
+      if (typeof t !== 'object' || t === null || typeof t['key'] !== 'string' || (t['value'] !== undefined && typeof t['value'] !== 'string') || !effects.includes(t['effect'] as string)) fail(`${at}.taints: each taint needs a key, an optional value and an effect (${effects.join(', ')})`);
+    }
+    const reserve = o['reserve'] ?? {};
+    if (typeof reserve !== 'object' || reserve === null || Array.isArray(reserve) || Object.entries(reserve).some(([k, q]) => !['cpu', 'memory'].includes(k) || typeof q !== 'string')) fail(`${at}.reserve must be a mapping like { cpu: 100m, memory: 256Mi }`);
+    const ports = o['podPorts'] ?? '20000-29999';
+    const m = typeof ports === 'string' ? /^(\d+)-(\d+)$/.exec(ports) : null;
+    const from = Number(m?.[1]);
+    const to = Number(m?.[2]);
+    if (m === null || from < 1024 || to > 65535 || from > to) fail(`${at}.podPorts must be a range like 20000-29999 within 1024-65535`);
+    const maxPods = o['maxPods'] ?? 110;
+    if (typeof maxPods !== 'number' || !Number.isInteger(maxPods) || maxPods < 1 || maxPods > 10_000) fail(`${at}.maxPods must be an integer from 1 to 10000`);
+    return { name, address, data: resolvePath(base, data), labels: labels as Record<string, string>, taints: taints as WorkerSpec['taints'], reserve: reserve as WorkerSpec['reserve'], podPorts: { from, to }, maxPods };
+  });
 }
 
 export function findMaster(file: ClusterFile, name: string): MasterSpec {

@@ -1,2 +1,2 @@
-export { loadClusterFile, parseClusterFile, findMaster, clientUrl, peerUrl, ClusterFileError, DEFAULT_TIMING, type ClusterFile, type MasterSpec } from './cluster-file.ts';
+export { loadClusterFile, parseClusterFile, findMaster, findWorker, clientUrl, peerUrl, ClusterFileError, DEFAULT_TIMING, type ClusterFile, type MasterSpec, type WorkerSpec } from './cluster-file.ts';
 export { collectStatus, type MasterStatus } from './commands/status.ts';

@@ -3,6 +3,7 @@
 import { isKvError } from '@flotilla/store';
 import { isWireError } from '@flotilla/wire';
 import { UsageError } from './args.ts';
+import { AGENT_USAGE, agent } from './commands/agent.ts';
 import { ClusterFileError } from './cluster-file.ts';
 import { KUBECONFIG_USAGE, kubeconfig } from './commands/kubeconfig.ts';
 import { MASTER_USAGE, master } from './commands/master.ts';
@@ -15,6 +16,7 @@ const USAGE = `usage: flotilla <command> [options]
 commands:
   up FILE                          start every master of a cluster file; Ctrl-C stops them
   master --config FILE --name N    run one master
+  agent --config FILE --name N     run one worker agent (kubelet, process runtime, proxy)
   status --config FILE [-o json]   show each master's role, term, leader and log
   member add|remove|transfer ...   change the cluster's masters at run time
   kubeconfig --config FILE         print a kubeconfig for kubectl and other Kubernetes clients
@@ -24,6 +26,7 @@ Run "flotilla <command> --help" for a command's options.`;
 const commands: Record<string, { run: (args: readonly string[]) => Promise<number>; usage: string }> = {
   up: { run: up, usage: UP_USAGE },
   master: { run: master, usage: MASTER_USAGE },
+  agent: { run: agent, usage: AGENT_USAGE },
   status: { run: status, usage: STATUS_USAGE },
   member: { run: member, usage: MEMBER_USAGE },
   kubeconfig: { run: kubeconfig, usage: KUBECONFIG_USAGE },

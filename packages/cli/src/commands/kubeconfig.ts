@@ -1,7 +1,6 @@
 import { stringify } from 'yaml';
-import { CA_KEY } from '@flotilla/api';
-import { KvClient } from '@flotilla/store';
-import { apiUrl, clientUrl, findMaster, loadClusterFile } from '../cluster-file.ts';
+import { readClusterCa } from '../ca.ts';
+import { apiUrl, findMaster, loadClusterFile } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
 
 export const KUBECONFIG_USAGE = `usage: flotilla kubeconfig --config FILE [--user NAME] [--master NAME]
@@ -21,18 +20,7 @@ export async function kubeconfig(args: readonly string[]): Promise<number> {
   const user = values.user === undefined ? file.tokens.find((t) => t.role === 'admin') : file.tokens.find((t) => t.name === values.user);
   if (user === undefined) throw new Error(values.user === undefined ? `${file.path} lists no admin token under "tokens"` : `${file.path} has no token for a user named ${values.user}`);
   const cluster: Record<string, string> = { server };
-  if (!file.insecureHttp) {
-    const client = new KvClient({ endpoints: file.masters.map(clientUrl), secret: file.secret, name: 'flotilla-kubeconfig', timeoutMs: 10_000 });
-    try {
-      const found = await client.get(CA_KEY);
-      const kv = found.kvs[0];
-      if (kv === undefined) throw new Error('the cluster has no certificate authority yet: start its masters (flotilla up) and try again');
-      const ca = JSON.parse(new TextDecoder().decode(kv.value)) as { cert: string };
-      cluster['certificate-authority-data'] = Buffer.from(ca.cert).toString('base64');
-    } finally {
-      client.close();
-    }
-  }
+  if (!file.insecureHttp) cluster['certificate-authority-data'] = Buffer.from(await readClusterCa(file, 'flotilla-kubeconfig')).toString('base64');
   const config = {
     apiVersion: 'v1',
     kind: 'Config',

@@ -57,6 +57,8 @@ export async function master(args: readonly string[]): Promise<number> {
     }
   }
   logger.info({ peers: `${me.peerListen.host}:${me.peerListen.port}`, clients: `${me.client.host}:${me.client.port}`, data: me.data }, `master ${me.name} started`);
+  // Where pod-log requests go when the pod's agent is connected to another master.
+  const peerApiUrls = file.masters.filter((m) => m.name !== me.name).flatMap((m) => apiUrl(file, m) ?? []);
   // The API needs the cluster (its CA lives in the store), so it comes up once there is a leader.
   let api: ApiServer | undefined;
   let controlPlane: ControlPlane | undefined;
@@ -64,7 +66,7 @@ export async function master(args: readonly string[]): Promise<number> {
   const apiStarted =
     me.api === undefined
       ? Promise.resolve()
-      : startApi({ node, cluster: file.cluster, host: me.api.host, port: me.api.port, dataDir: me.data, tokens: file.tokens, joinToken: file.joinToken, insecureHttp: file.insecureHttp, limits: file.apiServer, logger }).then(
+      : startApi({ node, cluster: file.cluster, host: me.api.host, port: me.api.port, dataDir: me.data, tokens: file.tokens, joinToken: file.joinToken, insecureHttp: file.insecureHttp, limits: file.apiServer, peers: () => peerApiUrls, logger }).then(
           (a) => {
             api = a;
             logger.info({ url: apiUrl(file, me) }, `master ${me.name} serves the API`);

@@ -3,24 +3,28 @@ import { createWriteStream, mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { apiUrl, clientUrl, loadClusterFile, type ClusterFile, type MasterSpec } from '../cluster-file.ts';
+import { apiUrl, clientUrl, loadClusterFile } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
 import { collectStatus } from './status.ts';
 
 export const UP_USAGE = `usage: flotilla up FILE
 
 Starts every master of the cluster file as a child process, shows progress until they have
-elected a leader, reports leadership changes, and stops them all on Ctrl-C. Each master's log
-goes to master.log in its data directory.`;
+elected a leader, then starts the workers the file lists (agents), reports leadership changes,
+and stops them all on Ctrl-C (the agents first: they stop their pods). Each master's log goes to
+master.log in its data directory, each agent's to agent.log in its own.`;
 
 const BIN = fileURLToPath(new URL('../../bin/flotilla.mjs', import.meta.url));
 
 interface Child {
-  readonly spec: MasterSpec;
+  readonly spec: { readonly name: string };
   readonly proc: ChildProcess;
   lastError: string | undefined;
   exited: boolean;
 }
+
+/** Set once Ctrl-C (or every master exiting) began stopping everything. */
+let stopping = false;
 
 function say(line: string): void {
   process.stdout.write(`${line}\n`);
@@ -32,26 +36,24 @@ export async function up(args: readonly string[]): Promise<number> {
   const file = loadClusterFile(positionals[0]!);
   const starting = file.masters.filter((m) => !m.join);
   say(`starting ${starting.length} master${starting.length === 1 ? '' : 's'} of cluster ${file.cluster}: ${starting.map((m) => m.name).join(', ')}`);
-  const children = starting.map((spec) => startChild(file, spec));
+  const children = starting.map((spec) => startChild(spec, 'master', spec.data, 'master.log', ['--config', file.path, '--name', spec.name]));
+  const agents: Child[] = [];
 
   return new Promise<number>((resolve) => {
-    let stopping = false;
     let leader: string | null = null;
     let ready = false;
     const stopAll = async (code: number): Promise<void> => {
       if (stopping) return;
       stopping = true;
       clearInterval(poller);
-      say('stopping all masters…');
-      for (const c of children) if (!c.exited) c.proc.kill('SIGTERM');
-      const deadline = Date.now() + 5000;
-      while (children.some((c) => !c.exited) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
-      for (const c of children) {
-        if (!c.exited) {
-          say(`${c.spec.name} did not stop within 5 s; killing it`);
-          c.proc.kill('SIGKILL');
-        }
+      // Agents first, while the masters still answer: they stop their pods (within the pods'
+      // grace periods, at most 10 s), then the masters.
+      if (agents.length > 0) {
+        say('stopping the workers and their pods…');
+        await stopChildren(agents, 15_000);
       }
+      say('stopping all masters…');
+      await stopChildren(children, 5000);
       say('all masters stopped');
       resolve(code);
     };
@@ -86,7 +88,8 @@ export async function up(args: readonly string[]): Promise<number> {
               say(`Kubernetes API: ${apis.join(' ')}`);
               say(`kubectl: npx flotilla kubeconfig --config ${file.path} > flotilla.kubeconfig && kubectl --kubeconfig flotilla.kubeconfig get nodes,pods -A`);
             }
-            say('Ctrl-C stops all masters');
+            for (const w of file.workers) agents.push(startChild(w, 'agent', w.data, 'agent.log', ['--config', file.path, '--name', w.name]));
+            say(agents.length === 0 ? 'Ctrl-C stops all masters' : 'Ctrl-C stops all workers and masters');
           } else {
             say(`leader is now ${now.name} (term ${now.term})`);
           }
@@ -99,21 +102,39 @@ export async function up(args: readonly string[]): Promise<number> {
   });
 }
 
-function startChild(file: ClusterFile, spec: MasterSpec): Child {
-  mkdirSync(spec.data, { recursive: true });
-  const logPath = join(spec.data, 'master.log');
+/** SIGTERM to each child that runs; SIGKILL to those still running after `ms`. */
+async function stopChildren(list: readonly Child[], ms: number): Promise<void> {
+  for (const c of list) if (!c.exited) c.proc.kill('SIGTERM');
+  const deadline = Date.now() + ms;
+  while (list.some((c) => !c.exited) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+  for (const c of list) {
+    if (!c.exited) {
+      say(`${c.spec.name} did not stop within ${ms / 1000} s; killing it`);
+      c.proc.kill('SIGKILL');
+    }
+  }
+}
+
+/** Starts `flotilla <command> …` as a child; its JSON log goes to `logName` in `dir`. */
+function startChild(spec: { readonly name: string }, command: 'master' | 'agent', dir: string, logName: string, args: readonly string[]): Child {
+  mkdirSync(dir, { recursive: true });
+  const logPath = join(dir, logName);
   const log = createWriteStream(logPath, { flags: 'a' });
-  const proc = spawn(process.execPath, [BIN, 'master', '--config', file.path, '--name', spec.name], { stdio: ['ignore', 'ignore', 'pipe'] });
+  const proc = spawn(process.execPath, [BIN, command, ...args], { stdio: ['ignore', 'ignore', 'pipe'] });
   const child: Child = { spec, proc, lastError: undefined, exited: false };
   createInterface({ input: proc.stderr! }).on('line', (line) => {
     log.write(`${line}\n`);
-    // JSON lines are the log; anything else is the master telling the user why it stopped.
+    // JSON lines are the log; anything else is the process telling the user why it stopped.
     if (!line.startsWith('{')) {
       child.lastError = line.replace(/^flotilla: /, '');
       say(`${spec.name}: ${child.lastError}`);
     }
   });
-  proc.on('exit', () => log.end());
+  proc.on('exit', (code, signal) => {
+    child.exited = true;
+    log.end();
+    if (command === 'agent' && !stopping) say(`${spec.name} exited (${signal ?? `code ${code}`})${child.lastError === undefined ? '' : `: ${child.lastError}`}`);
+  });
   say(`${spec.name} started (pid ${proc.pid}), log in ${logPath}`);
   return child;
 }
