@@ -19,6 +19,9 @@ import { ServiceProxy } from './proxy.ts';
 import { ProcessRuntime } from './runtime/process.ts';
 import type { ContainerRuntime } from './runtime/types.ts';
 
+/** How often the pods worked on are compared with the pods bound to the node. */
+const RESYNC_MS = 10_000;
+
 export interface AgentOptions {
   /** The node's name (a DNS-1123 subdomain). */
   readonly name: string;
@@ -46,6 +49,7 @@ export interface AgentOptions {
 export class Agent {
   private readonly informers: Informer<never>[] = [];
   private stopped = false;
+  private resyncTimer: NodeJS.Timeout | undefined;
 
   private constructor(
     readonly options: AgentOptions,
@@ -115,7 +119,7 @@ export class Agent {
     });
     const pods = new Informer<Pod>(this.api, 'pods', { list: { fieldSelector: `spec.nodeName=${name}` }, logger: this.logger }).on({
       add: (p) => this.kubelet.podChanged(p),
-      update: (_, p) => this.kubelet.podChanged(p),
+      update: (old, p) => this.kubelet.podUpdated(old, p),
       delete: (p) => this.kubelet.podDeleted(p),
     });
     for (const i of [node, services, endpoints, pods]) this.informers.push(i as unknown as Informer<never>);
@@ -123,6 +127,9 @@ export class Agent {
     for (const i of [node, services, endpoints, pods]) await retry(() => i.start(), `watch ${i.resource}`, this.logger, () => this.stopped);
     const removed = await this.kubelet.cleanOrphans(pods.list());
     if (removed > 0) this.logger.info({ containers: removed }, 'removed containers of pods that are gone');
+    this.resyncTimer = setInterval(() => {
+      if (pods.hasSynced) this.kubelet.resync(pods.list());
+    }, RESYNC_MS);
   }
 
   /** The master this agent is connected to now, if any. */
@@ -138,6 +145,7 @@ export class Agent {
   async stop(podGraceCapMs = 10_000): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    clearInterval(this.resyncTimer);
     this.lease.stop();
     for (const i of this.informers) i.stop();
     await this.kubelet.shutdown(podGraceCapMs);

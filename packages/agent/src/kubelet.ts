@@ -38,9 +38,29 @@ export class Kubelet {
     w.update(pod);
   }
 
+  /** A new version of a pod object (`old` is the cached one, if any). */
+  podUpdated(old: Pod | undefined, pod: Pod): void {
+    // Same name, other uid: the pod was deleted and created again while the watch was down
+    // (a relist reports that as an update). The old one is gone.
+    if (old !== undefined && old.metadata.uid !== pod.metadata.uid) this.podDeleted(old);
+    this.podChanged(pod);
+  }
+
   podDeleted(pod: Pod): void {
-    const w = this.workers.get(pod.metadata.uid ?? '');
+    const uid = pod.metadata.uid ?? '';
+    const w = this.workers.get(uid);
     if (w !== undefined) w.deleted();
+    // No event comes for this uid any more: it need not be remembered.
+    else this.finished.delete(uid);
+  }
+
+  /**
+   * The kubelet's periodic resync: any pod worked on here that is no longer among the pods
+   * bound to this node (a deletion the watch did not report) is treated as deleted.
+   */
+  resync(pods: readonly Pod[]): void {
+    const present = new Set(pods.map((p) => p.metadata.uid));
+    for (const [uid, w] of this.workers) if (!present.has(uid)) w.deleted();
   }
 
   /**

@@ -73,8 +73,12 @@ export class PodWorker {
   private syncing = false;
   private again = false;
   private timer: NodeJS.Timeout | undefined;
+  /** The sync under way, if any. */
+  private current: Promise<void> | undefined;
   private lastStatus = '';
   private readonly startTime = timestamp();
+  /** When this agent first saw the pod being deleted. */
+  private deletionSeenAt: number | undefined;
   private closed = false;
 
   constructor(
@@ -116,6 +120,9 @@ export class PodWorker {
   async shutdown(capMs: number): Promise<void> {
     this.closed = true;
     clearTimeout(this.timer);
+    // A sync under way may be about to start a container: let it finish (it checks `closed`
+    // before starting anything), then stop whatever runs.
+    await this.current;
     await this.stopAll(Math.min(capMs, this.graceMs()));
   }
 
@@ -131,7 +138,7 @@ export class PodWorker {
       return;
     }
     this.syncing = true;
-    void this.sync()
+    this.current = this.sync()
       .catch((err: unknown) => {
         this.deps.logger.warn({ pod: this.key, err: (err as Error).message }, 'pod sync failed; trying again');
         this.kick(1000);
@@ -190,7 +197,8 @@ export class PodWorker {
         continue;
       }
       await this.start(rec, info);
-      if (rec.current === undefined) wakeAt = Math.min(wakeAt, rec.notBefore);
+      // A start that failed is tried again when its backoff ends.
+      if (rec.waiting !== undefined) wakeAt = Math.min(wakeAt, rec.notBefore);
     }
     await this.publish();
     if (wakeAt !== Infinity) this.kick(Math.max(10, wakeAt - Date.now()));
@@ -210,6 +218,7 @@ export class PodWorker {
   /** Starts a new run of a container (the first, or a restart after `previous`). */
   private async start(rec: ContainerRecord, previous: ContainerInfo | undefined): Promise<void> {
     const spec = rec.spec;
+    if (this.closed) return;
     const attempt = Math.max(-1, ...this.deps.runtime.list().filter((c) => c.podUid === this.uid && c.containerName === spec.name).map((c) => c.attempt)) + 1;
     const env = this.envFor(spec);
     const limits = spec.resources?.limits;
@@ -234,6 +243,7 @@ export class PodWorker {
       rec.current = created.id;
       rec.started = false;
       rec.ready = false;
+      if (this.closed) return; // the agent is stopping: the created container never runs
       const info = await this.deps.runtime.start(created.id);
       rec.waiting = undefined;
       // Runs before the previous one are of no more use (its log is `previous`): forget them.
@@ -326,7 +336,8 @@ export class PodWorker {
     let state: ContainerState;
     let lastState = rec.lastTerminated === undefined ? undefined : { terminated: rec.lastTerminated };
     if (info?.state === 'running') state = { running: { startedAt: timestamp(info.startedAt?.getTime()) } };
-    else if (info?.state === 'exited' && rec.waiting?.reason === 'CrashLoopBackOff') {
+    else if (info?.state === 'exited' && rec.waiting !== undefined) {
+      // Waiting to run again (CrashLoopBackOff), or a start that failed (RunContainerError …).
       state = { waiting: rec.waiting };
       lastState = { terminated: terminated(info) };
     } else if (info?.state === 'exited') state = { terminated: terminated(info) };
@@ -349,12 +360,14 @@ export class PodWorker {
         if (!(err instanceof ApiError)) throw err;
         if (err.reason === 'NotFound') {
           this.gone = true;
+          this.kick();
           return;
         }
         if (err.reason !== 'Conflict' || tries >= 5) throw err;
         const fresh = await this.deps.api.get<Pod>('pods', this.pod.metadata.namespace, this.pod.metadata.name ?? '');
         if (fresh.metadata.uid !== this.uid) {
           this.gone = true;
+          this.kick();
           return;
         }
         this.pod = fresh;
@@ -373,8 +386,10 @@ export class PodWorker {
   private async terminate(): Promise<void> {
     const live = this.deps.runtime.list().some((c) => c.podUid === this.uid && c.state !== 'exited');
     if (live) {
-      const deadline = this.pod.metadata.deletionTimestamp === undefined ? Date.now() + this.graceMs() : Date.parse(this.pod.metadata.deletionTimestamp);
-      const grace = Math.max(0, Math.min(this.graceMs(), deadline - Date.now()));
+      // The grace period counts from when this agent saw the deletion (the master's
+      // deletionTimestamp is on another clock).
+      this.deletionSeenAt ??= Date.now();
+      const grace = Math.max(0, this.deletionSeenAt + this.graceMs() - Date.now());
       this.deps.event(this.pod, 'Normal', 'Killing', `Stopping pod ${this.pod.metadata.name}`);
       await this.stopAll(grace);
     }

@@ -6,9 +6,10 @@
 //
 // Containers run on the node's network: a probe's port is a container port (a number or a
 // port's name), which the target maps to the host port the container was told to listen on.
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcessByStdio } from 'node:child_process';
 import { request } from 'node:http';
 import { connect, isIP } from 'node:net';
+import type { Readable } from 'node:stream';
 import type { Probe } from '@flotilla/api';
 
 export type ProbeResult = { ok: boolean; message: string };
@@ -69,7 +70,14 @@ function runExec(command: readonly string[], target: ProbeTarget, timeoutMs: num
     let output = '';
     let exit: { code: number | null; signal: NodeJS.Signals | null } | undefined;
     let settled = false;
-    const child = spawn(file, args, { env: target.env, ...(target.cwd === undefined ? {} : { cwd: target.cwd }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    let child: ChildProcessByStdio<null, Readable, Readable>;
+    try {
+      child = spawn(file, args, { env: target.env, ...(target.cwd === undefined ? {} : { cwd: target.cwd }), detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    } catch (err) {
+      // spawn() throws at once for arguments it cannot pass (a NUL byte, a non-string).
+      resolve({ ok: false, message: `exec probe ${shown} cannot run: ${(err as Error).message}` });
+      return;
+    }
     const collect = (chunk: Buffer): void => {
       if (output.length < MAX_OUTPUT_BYTES) output += chunk.toString('utf8').slice(0, MAX_OUTPUT_BYTES - output.length);
     };
@@ -270,7 +278,7 @@ export class ProbeWorker {
     const startedAt = Date.now();
     const abort = new AbortController();
     this.inFlight = abort;
-    const result = await runProbe(this.probe, this.target, abort.signal);
+    const result = await runProbe(this.probe, this.target, abort.signal).catch((err: unknown): ProbeResult => ({ ok: false, message: `the probe could not run: ${(err as Error).message}` }));
     if (!this.running || abort.signal.aborted) return;
     this.inFlight = undefined;
     this.record(result);

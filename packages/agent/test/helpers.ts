@@ -8,10 +8,15 @@ afterEach(async () => {
   for (const c of cleanups.splice(0).reverse()) await c();
 });
 
-/** Resolves once `check` holds (polled every 10 ms); throws after `timeoutMs` naming `what`. */
-export async function until(what: string, check: () => boolean | Promise<boolean>, timeoutMs = 5000): Promise<void> {
+/**
+ * Resolves with the first value of `check` (polled every 10 ms) that is not false or
+ * undefined; throws after `timeoutMs` naming `what`.
+ */
+export async function until<T>(what: string, check: () => T | false | undefined | Promise<T | false | undefined>, timeoutMs = 5000): Promise<T> {
   const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
+  for (;;) {
+    const v = await check();
+    if (v !== false && v !== undefined) return v;
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await new Promise((r) => setTimeout(r, 10));
   }

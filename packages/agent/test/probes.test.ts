@@ -292,3 +292,9 @@ test('stop() between attempts, or from onChange: no attempt runs afterwards', as
   await new Promise((r) => setTimeout(r, 300));
   assert.equal(s.state.requests.length, before + 1);
 });
+
+test('an exec probe whose command cannot even be passed to a process fails, and does not throw', async () => {
+  const result = await runProbe({ exec: { command: ['a\0b'] } }, { host: '127.0.0.1', resolvePort: () => undefined, env: {} });
+  assert.equal(result.ok, false);
+  assert.match(result.message, /cannot run/);
+});

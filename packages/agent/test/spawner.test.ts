@@ -87,17 +87,52 @@ test('a spawner that dies is reported, and pending starts fail', async () => {
 
 test('shell words are single-quoted with quotes and newlines spelled out', () => {
   assert.equal(shellWord("a'b"), `'a'\\''b'`);
-  assert.equal(shellWord('a\nb'), `'a'"$NL"'b'`);
+  assert.equal(shellWord('a\nb'), `'a'"$FLOTILLA_NL"'b'`);
 });
 
-test('variable names a shell cannot export still arrive (through env -i)', async () => {
+test('variable names a shell cannot export still arrive (through env -i), even ones like options', async () => {
   const spawner = Spawner.create(silentLogger, () => undefined)!;
   const log = join(dir, 'env.log');
   try {
-    const env = { 'my.var': '1', PLAIN: 'two words', 'dash-name': "it's" };
+    const env = { 'my.var': '1', PLAIN: 'two words', 'dash-name': "it's", '--split-string': '/usr/bin/id -un', '-i': 'x' };
     const status = await new Promise<number>((resolve) => void spawner.spawn({ program: process.execPath, args: ['-e', 'console.log(JSON.stringify(process.env))'], env, cwd: dir, logPath: log }, resolve));
     assert.equal(status, 0);
     assert.deepEqual(JSON.parse(readFileSync(log, 'utf8')), env);
+  } finally {
+    spawner.close();
+  }
+});
+
+test("a pod variable named like the spawner's newline variable changes nothing", async () => {
+  const spawner = Spawner.create(silentLogger, () => undefined)!;
+  const log = join(dir, 'nl.log');
+  try {
+    const status = await new Promise<number>((resolve) => void spawner.spawn({ program: process.execPath, args: ['-e', 'console.log(JSON.stringify(process.argv.slice(1)))', 'line1\nline2'], env: { FLOTILLA_NL: 'XX' }, cwd: dir, logPath: log }, resolve));
+    assert.equal(status, 0);
+    assert.deepEqual(JSON.parse(readFileSync(log, 'utf8')), ['line1\nline2']);
+  } finally {
+    spawner.close();
+  }
+});
+
+test('an exit is reported only after the start resolved, even for a process that ends at once', async () => {
+  const spawner = Spawner.create(silentLogger, () => undefined)!;
+  try {
+    for (let i = 0; i < 30; i++) {
+      let resolved = false;
+      const order: string[] = [];
+      await new Promise<void>((done) => {
+        void spawner
+          .spawn({ program: '/bin/true', args: [], env: {}, cwd: '/', logPath: join(dir, 'true.log') }, () => {
+            order.push(resolved ? 'exit after start' : 'exit before start');
+            done();
+          })
+          .then(() => {
+            resolved = true;
+          });
+      });
+      assert.deepEqual(order, ['exit after start']);
+    }
   } finally {
     spawner.close();
   }

@@ -116,6 +116,7 @@ function probe(e: Errors, p: Probe | undefined, field: string): void {
   const handlers = [p.exec, p.httpGet, p.tcpSocket].filter((h) => h !== undefined).length;
   if (handlers !== 1) e.required(field, 'must specify exactly one handler (exec, httpGet or tcpSocket)');
   if (p.exec !== undefined && (!Array.isArray(p.exec.command) || p.exec.command.length === 0)) e.required(`${field}.exec.command`);
+  else if (p.exec !== undefined && p.exec.command.some((x) => typeof x !== 'string' || x.includes('\0'))) e.invalid(`${field}.exec.command`, p.exec.command, 'must be a list of strings without NUL bytes');
   if (p.httpGet !== undefined) intOrName(e, p.httpGet.port, `${field}.httpGet.port`);
   if (p.tcpSocket !== undefined) intOrName(e, p.tcpSocket.port, `${field}.tcpSocket.port`);
   for (const k of ['initialDelaySeconds', 'periodSeconds', 'timeoutSeconds', 'successThreshold', 'failureThreshold'] as const) nonNegativeInt(e, p[k], `${field}.${k}`);
@@ -160,7 +161,7 @@ function container(e: Errors, c: Container, field: string, names: Set<string>): 
   if ((c.image === undefined || c.image === '') && (c.command === undefined || c.command.length === 0)) e.required(`${field}.image`, 'Required value: give image (the program to run) or command');
   for (const k of ['command', 'args'] as const) {
     const v = c[k];
-    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string'))) e.invalid(`${field}.${k}`, v, 'must be a list of strings');
+    if (v !== undefined && (!Array.isArray(v) || v.some((x) => typeof x !== 'string' || x.includes('\0')))) e.invalid(`${field}.${k}`, v, 'must be a list of strings without NUL bytes');
   }
   if (c.env !== undefined) {
     if (!Array.isArray(c.env)) e.invalid(`${field}.env`, c.env, 'must be a list');

@@ -251,6 +251,10 @@ describe('validation and update rules', () => {
     );
     assert.deepEqual(invalidFields(() => create('Pod', pod({ spec: { containers: [{ name: 'c', image: 'i', resources: { requests: { memory: '2Gi' }, limits: { memory: '1Gi' } } }] } }))), ['spec.containers[0].resources.requests[memory]']);
     assert.deepEqual(invalidFields(() => create('Pod', { metadata: {}, spec: { containers: [] } })), ['metadata.name', 'spec.containers']);
+    // What the agent could not hand to a process, and env sources it does not know.
+    const bad = { name: 'c', command: ['sh', 'a\0b'], readinessProbe: { exec: { command: ['x', 7] } }, env: [{ name: 'A', valueFrom: { fieldRef: { fieldPath: 'spec.secret' } } }, { name: 'B', value: 'v', valueFrom: { fieldRef: { fieldPath: 'metadata.name' } } }] };
+    assert.deepEqual(invalidFields(() => create('Pod', pod({ spec: { containers: [bad] } }))), ['spec.containers[0].command', 'spec.containers[0].env[0].valueFrom.fieldRef.fieldPath', 'spec.containers[0].env[1].valueFrom', 'spec.containers[0].readinessProbe.exec.command']);
+    assert.deepEqual(invalidFields(() => create('Service', { metadata: { name: 's' }, spec: { internalTrafficPolicy: 'Nearby', ports: [{ port: 80 }] } })), ['spec.internalTrafficPolicy']);
   });
 
   test('deployments: the selector must match the template; replicas not negative', () => {

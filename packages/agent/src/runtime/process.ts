@@ -221,9 +221,9 @@ export class ProcessRuntime implements ContainerRuntime {
     if (spawner !== undefined) {
       closeSync(logFd); // the spawner opens the log itself
       try {
-        pid = await spawner.spawn({ program: argv.program, args: argv.args, env: config.env, cwd, logPath: c.logPath }, (status) => {
+        pid = await spawner.spawn({ program: argv.program, args: argv.args, env: config.env, cwd, logPath: c.logPath }, (status, exitedPid) => {
           if (this.closed) return; // a new agent will adopt it
-          this.killGroup(pid!);
+          this.killGroup(exitedPid);
           const signal = status > 128 ? signalName(status - 128) : undefined;
           this.finish(c, signal === undefined ? { exitCode: status } : { exitCode: status, signal });
         });

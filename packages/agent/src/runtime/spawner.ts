@@ -15,7 +15,7 @@
 // "my.var"), and the container writes to its
 // log itself (O_APPEND), so it outlives the agent. The outer subshell waits for it and reports
 // its status, 128 + n when signal n killed it, as `wait` says. Every word is single-quoted;
-// a newline inside a value becomes '"$NL"' so that each request stays one line.
+// a newline inside a value becomes '"$FLOTILLA_NL"' so that each request stays one line.
 import { spawn, type ChildProcess } from 'node:child_process';
 import { accessSync, constants } from 'node:fs';
 import { createInterface } from 'node:readline';
@@ -36,12 +36,14 @@ const SPAWN_TIMEOUT_MS = 10_000;
 const LEADER_WAIT_MS = 1000;
 /** Variable names a POSIX shell can export. */
 const SHELL_NAME = /^[A-Za-z_][A-Za-z0-9_]*$/;
-const LOOP = `NL='\n'\nwhile IFS= read -r line; do eval "$line"; done`;
+/** The shell variable holding a newline (a pod variable of this name goes through env -i). */
+const NL = 'FLOTILLA_NL';
+const LOOP = `${NL}='\n'\nwhile IFS= read -r line; do eval "$line"; done`;
 
 /** A word for the shell: single-quoted, with quotes and newlines spelled out. */
 export function shellWord(s: string): string {
   if (s.includes('\0')) throw new Error('a command line or environment value cannot contain a NUL byte');
-  return `'${s.replace(/'/g, `'\\''`).replace(/\n/g, `'"$NL"'`)}'`;
+  return `'${s.replace(/'/g, `'\\''`).replace(/\n/g, `'"$${NL}"'`)}'`;
 }
 
 /** The first of the candidates that is an executable file. */
@@ -60,14 +62,27 @@ function executable(candidates: readonly string[]): string | undefined {
 interface Pending {
   readonly resolve: (pid: number) => void;
   readonly reject: (err: Error) => void;
-  readonly onExit: (status: number) => void;
+  readonly onExit: (status: number, pid: number) => void;
+}
+
+/** A process the shell reported started. */
+interface Started {
+  readonly pid: number;
+  readonly onExit: (status: number, pid: number) => void;
+  /** Set once spawn() resolved: exits are reported only after that. */
+  announced: boolean;
+  /** An exit that came before spawn() resolved. */
+  status: number | undefined;
 }
 
 export class Spawner {
   private readonly shell: ChildProcess;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private readonly running = new Map<number, (status: number) => void>();
+  /** By request id. */
+  private readonly running = new Map<number, Started>();
+  /** Requests that timed out: if the shell still starts them, they are killed at once. */
+  private readonly abandoned = new Set<number>();
   private dead: string | undefined;
 
   /** A spawner, or undefined when this system lacks what it needs (setsid, env, /bin/sh). */
@@ -100,30 +115,33 @@ export class Spawner {
 
   /**
    * Starts a process; resolves with its pid once it runs as the leader of its own process group
-   * (or has already exited). `onExit` gets its wait status.
+   * (or has already exited). `onExit` gets its wait status, always after the promise resolved.
    */
-  spawn(request: SpawnRequest, onExit: (status: number) => void): Promise<number> {
+  spawn(request: SpawnRequest, onExit: (status: number, pid: number) => void): Promise<number> {
     if (this.dead !== undefined) return Promise.reject(new Error(this.dead));
     const id = this.nextId++;
     const entries = Object.entries(request.env);
     for (const [k] of entries) if (k === '' || k.includes('=')) throw new Error(`environment variable name ${JSON.stringify(k)} cannot be passed to a process`);
     let env: string;
     let command: string;
-    if (entries.every(([k]) => SHELL_NAME.test(k))) {
+    if (entries.every(([k]) => SHELL_NAME.test(k) && k !== NL)) {
       // The shell sets the variables itself (it runs with an empty environment, and what cd
       // added is taken out again): one exec fewer than env -i, a few ms per container.
       env = `unset PWD OLDPWD; ${entries.map(([k, v]) => `export ${k}=${shellWord(v)}; `).join('')}`;
       command = [shellWord(this.setsid), shellWord(request.program), ...request.args.map(shellWord)].join(' ');
     } else {
-      // A name the shell cannot export (Kubernetes allows e.g. "my.var"): env(1) sets them.
+      // A name the shell cannot export (Kubernetes allows e.g. "my.var" or "-x"): env(1) sets
+      // them, after "--" so that no name is taken for an option of env's.
       if (request.program.includes('=')) throw new Error(`the program path ${request.program} contains "=", which env(1) would take for a variable`);
       env = '';
-      command = [shellWord(this.setsid), shellWord(this.env), '-i', ...entries.map(([k, v]) => shellWord(`${k}=${v}`)), shellWord(request.program), ...request.args.map(shellWord)].join(' ');
+      command = [shellWord(this.setsid), shellWord(this.env), '-i', '--', ...entries.map(([k, v]) => shellWord(`${k}=${v}`)), shellWord(request.program), ...request.args.map(shellWord)].join(' ');
     }
-    const line = `{ ( cd -- ${shellWord(request.cwd)} || exit 126; ${env}exec ${command} ) </dev/null >>${shellWord(request.logPath)} 2>&1 & p=$!; echo "S ${id} $p"; wait "$p"; echo "E $p $?"; } 2>/dev/null &\n`;
+    const line = `{ ( cd -- ${shellWord(request.cwd)} || exit 126; ${env}exec ${command} ) </dev/null >>${shellWord(request.logPath)} 2>&1 & p=$!; echo "S ${id} $p"; wait "$p"; echo "E ${id} $?"; } 2>/dev/null &\n`;
     return new Promise<number>((resolve, reject) => {
       const timer = setTimeout(() => {
-        if (this.pending.delete(id)) reject(new Error(`the process spawner did not start ${request.program} within ${SPAWN_TIMEOUT_MS / 1000} s`));
+        if (!this.pending.delete(id)) return;
+        this.abandoned.add(id);
+        reject(new Error(`the process spawner did not start ${request.program} within ${SPAWN_TIMEOUT_MS / 1000} s`));
       }, SPAWN_TIMEOUT_MS);
       const done = <T>(f: (x: T) => void) => (x: T): void => {
         clearTimeout(timer);
@@ -162,25 +180,42 @@ export class Spawner {
   private receive(line: string): void {
     const started = /^S (\d+) (\d+)$/.exec(line);
     if (started !== null) {
-      const p = this.pending.get(Number(started[1]));
-      if (p === undefined) return;
-      this.pending.delete(Number(started[1]));
-      // Registered before anything else is read: the exit line may be next in the same chunk.
+      const id = Number(started[1]);
       const pid = Number(started[2]);
-      let exited = false;
-      this.running.set(pid, (status) => {
-        exited = true;
-        p.onExit(status);
+      if (this.abandoned.delete(id)) {
+        // Its start() already failed: nobody tracks this process, so it must not run.
+        this.logger.warn({ pid }, 'a container started after its start had timed out; killing it');
+        for (const target of [-pid, pid]) {
+          try {
+            process.kill(target, 'SIGKILL');
+          } catch {
+            // not a group yet, or gone
+          }
+        }
+        return;
+      }
+      const p = this.pending.get(id);
+      if (p === undefined) return;
+      this.pending.delete(id);
+      // Registered before anything else is read: the exit line may be next in the same chunk.
+      const entry: Started = { pid, onExit: p.onExit, announced: false, status: undefined };
+      this.running.set(id, entry);
+      void this.leading(pid, () => entry.status !== undefined).then(() => {
+        p.resolve(pid);
+        entry.announced = true;
+        // An exit that came first is reported once the caller has seen the start.
+        if (entry.status !== undefined) setImmediate(() => entry.onExit(entry.status!, pid));
       });
-      void this.leading(pid, () => exited).then(() => p.resolve(pid));
       return;
     }
     const exited = /^E (\d+) (\d+)$/.exec(line);
     if (exited !== null) {
-      const pid = Number(exited[1]);
-      const listener = this.running.get(pid);
-      this.running.delete(pid);
-      listener?.(Number(exited[2]));
+      const id = Number(exited[1]);
+      const entry = this.running.get(id);
+      if (entry === undefined) return;
+      this.running.delete(id);
+      entry.status = Number(exited[2]);
+      if (entry.announced) entry.onExit(entry.status, entry.pid);
       return;
     }
     this.logger.warn({ line }, 'unexpected output from the process spawner');
