@@ -1,7 +1,7 @@
 // The flotilla command as a user runs it: real processes, their output and exit codes.
 import assert from 'node:assert/strict';
 import { execFile, spawn } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -10,6 +10,7 @@ import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ProcessCluster, freePort } from './support/masters.ts';
 import { HttpApi } from './support/http-api.ts';
+import { until } from './support/until.ts';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/flotilla.mjs', import.meta.url));
 const scratch = mkdtempSync(join(tmpdir(), 'flotilla-cli-'));
@@ -173,7 +174,10 @@ test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the 
   for (let i = 1; i <= 3; i++) masters.push(`  - { name: m${i}, peer: "127.0.0.1:${await freePort('127.0.0.1')}", client: "127.0.0.1:${await freePort('127.0.0.1')}", api: "127.0.0.1:${await freePort('127.0.0.1')}", data: upw-d${i} }`);
   const token = 'up-workers-admin-token-0123';
   const file = clusterFile('up-workers', `cluster: up-workers\n${SECRET}\ntokens:\n  - { name: admin, token: ${token}, role: admin }\njoinToken: up-workers-join-token-0123\nmasters:\n${masters.join('\n')}\nworkers:\n  - { name: w1, address: 127.0.3.1, data: upw-w1 }\n`);
-  const up = spawn(process.execPath, [BIN, 'up', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+  // Left from an earlier cluster: --fresh starts from empty.
+  mkdirSync(join(scratch, 'upw-d2'), { recursive: true });
+  writeFileSync(join(scratch, 'upw-d2', 'stale'), 'old data');
+  const up = spawn(process.execPath, [BIN, 'up', file, '--fresh'], { stdio: ['ignore', 'pipe', 'pipe'] });
   const pids = new Map<string, number>();
   const lines: string[] = [];
   createInterface({ input: up.stdout }).on('line', (line) => {
@@ -191,7 +195,10 @@ test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the 
       if (Date.now() > deadline) throw new Error(`w1 never became Ready: ${lines.join(' | ')}`);
       await new Promise((r) => setTimeout(r, 200));
       if (!pids.has('w1')) continue;
-      const nodes = await api().call('GET', '/api/v1/nodes', undefined, undefined, 2000).catch(() => undefined);
+      // (The CA file appears once m1's API is up.)
+      const nodes = await Promise.resolve()
+        .then(() => api().call('GET', '/api/v1/nodes', undefined, undefined, 2000))
+        .catch(() => undefined);
       ready = nodes?.status === 200 && nodes.json.items.some((n: any) => n.metadata.name === 'w1' && n.status.conditions.some((c: any) => c.type === 'Ready' && c.status === 'True'));
     }
     await api().ok('POST', '/api/v1/namespaces/default/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'sleeper' }, spec: { containers: [{ name: 'c', command: ['sleep', '600'], env: [{ name: 'UP_TEST_MARKER', value: marker }] }] } }, 201);
@@ -201,6 +208,8 @@ test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the 
       podPid = withEnv(`UP_TEST_MARKER=${marker}`)[0];
     }
     assert.doesNotThrow(() => process.kill(podPid!, 0), 'the pod runs');
+    assert.ok(!existsSync(join(scratch, 'upw-d2', 'stale')), '--fresh deleted the old data');
+    await until('up says the workers are ready and how to start', () => lines.includes('workers registered and Ready: w1') && lines.includes(`admin token: ${token}`) && lines.some((l) => /^ {2}npx flotilla apply -f examples\//.test(l)), 20_000);
     const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
     up.kill('SIGINT');
     assert.equal(await exited, 0);

@@ -6,6 +6,7 @@ import { UsageError } from './args.ts';
 import { AGENT_USAGE, agent } from './commands/agent.ts';
 import { ClusterFileError } from './cluster-file.ts';
 import { KUBECONFIG_USAGE, kubeconfig } from './commands/kubeconfig.ts';
+import { APPLY_USAGE, DELETE_USAGE, GET_USAGE, LOGS_USAGE, SCALE_USAGE, VERSION_USAGE, apply, del, get, logs, scale, version } from './commands/kube.ts';
 import { MASTER_USAGE, master } from './commands/master.ts';
 import { MEMBER_USAGE, member } from './commands/member.ts';
 import { STATUS_USAGE, status } from './commands/status.ts';
@@ -20,6 +21,15 @@ commands:
   status --config FILE [-o json]   show each master's role, term, leader and log
   member add|remove|transfer ...   change the cluster's masters at run time
   kubeconfig --config FILE         print a kubeconfig for kubectl and other Kubernetes clients
+  get KIND [NAME…]                 list objects (-o wide|json|yaml|name, -n NS, -A, -l SELECTOR)
+  apply -f FILE|DIR|-              create or update objects from YAML
+  delete KIND NAME… | -f FILE      delete objects
+  logs POD [-f] [--previous]       print a pod's log
+  scale KIND/NAME --replicas N     scale a deployment or replica set
+  version                          print the client's and the server's version
+
+The Kubernetes commands take --config FILE (default: $FLOTILLA_CONFIG, or
+cluster-configs/local.yaml) and act as the file's first admin (or --user NAME).
 
 Run "flotilla <command> --help" for a command's options.`;
 
@@ -30,6 +40,12 @@ const commands: Record<string, { run: (args: readonly string[]) => Promise<numbe
   status: { run: status, usage: STATUS_USAGE },
   member: { run: member, usage: MEMBER_USAGE },
   kubeconfig: { run: kubeconfig, usage: KUBECONFIG_USAGE },
+  get: { run: get, usage: GET_USAGE },
+  apply: { run: apply, usage: APPLY_USAGE },
+  delete: { run: del, usage: DELETE_USAGE },
+  logs: { run: logs, usage: LOGS_USAGE },
+  scale: { run: scale, usage: SCALE_USAGE },
+  version: { run: version, usage: VERSION_USAGE },
 };
 
 async function main(argv: readonly string[]): Promise<number> {

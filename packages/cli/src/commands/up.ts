@@ -1,18 +1,21 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { apiUrl, clientUrl, loadClusterFile } from '../cluster-file.ts';
+import { apiUrl, clientUrl, loadClusterFile, type ClusterFile } from '../cluster-file.ts';
+import { KubeClient } from '../kube-client.ts';
 import { UsageError, parse } from '../args.ts';
 import { collectStatus } from './status.ts';
 
-export const UP_USAGE = `usage: flotilla up FILE
+export const UP_USAGE = `usage: flotilla up FILE [--fresh]
 
 Starts every master of the cluster file as a child process, shows progress until they have
 elected a leader, then starts the workers the file lists (agents), reports leadership changes,
 and stops them all on Ctrl-C (the agents first: they stop their pods). Each master's log goes to
-master.log in its data directory, each agent's to agent.log in its own.`;
+master.log in its data directory, each agent's to agent.log in its own. A second \`up\` reuses
+the data (the cluster comes back with its objects); --fresh deletes every master's and
+worker's data directory first.`;
 
 const BIN = fileURLToPath(new URL('../../bin/flotilla.mjs', import.meta.url));
 
@@ -31,9 +34,13 @@ function say(line: string): void {
 }
 
 export async function up(args: readonly string[]): Promise<number> {
-  const { positionals } = parse(args, {}, UP_USAGE, true);
+  const { values, positionals } = parse(args, { fresh: { type: 'boolean' } }, UP_USAGE, true);
   if (positionals.length !== 1) throw new UsageError('up needs exactly one cluster file', UP_USAGE);
   const file = loadClusterFile(positionals[0]!);
+  if (values.fresh === true) {
+    for (const d of [...file.masters.map((m) => m.data), ...file.workers.map((w) => w.data)]) rmSync(d, { recursive: true, force: true });
+    say('--fresh: deleted the data of every master and worker');
+  }
   const starting = file.masters.filter((m) => !m.join);
   say(`starting ${starting.length} master${starting.length === 1 ? '' : 's'} of cluster ${file.cluster}: ${starting.map((m) => m.name).join(', ')}`);
   const children = starting.map((spec) => startChild(spec, 'master', spec.data, 'master.log', ['--config', file.path, '--name', spec.name]));
@@ -89,7 +96,8 @@ export async function up(args: readonly string[]): Promise<number> {
               say(`kubectl: npx flotilla kubeconfig --config ${file.path} > flotilla.kubeconfig && kubectl --kubeconfig flotilla.kubeconfig get nodes,pods -A`);
             }
             for (const w of file.workers) agents.push(startChild(w, 'agent', w.data, 'agent.log', ['--config', file.path, '--name', w.name]));
-            say(agents.length === 0 ? 'Ctrl-C stops all masters' : 'Ctrl-C stops all workers and masters');
+            if (agents.length === 0) say('Ctrl-C stops all masters');
+            else void announceWorkers(file, () => stopping);
           } else {
             say(`leader is now ${now.name} (term ${now.term})`);
           }
@@ -100,6 +108,37 @@ export async function up(args: readonly string[]): Promise<number> {
       });
     }, 250);
   });
+}
+
+/** Waits until every worker's Node is Ready, then says how to use the cluster. */
+async function announceWorkers(file: ClusterFile, stopped: () => boolean): Promise<void> {
+  const admin = file.tokens.find((t) => t.role === 'admin');
+  let api: KubeClient | undefined;
+  const deadline = Date.now() + 60_000;
+  while (!stopped()) {
+    try {
+      api ??= await KubeClient.connect(file);
+      const nodes = (await api.ok('GET', '/api/v1/nodes')).items as { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[] } }[];
+      const ready = new Set(nodes.filter((n) => n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True')).map((n) => n.metadata.name));
+      if (file.workers.every((w) => ready.has(w.name))) break;
+    } catch {
+      // the API is still coming up
+    }
+    if (Date.now() > deadline) {
+      say(`the workers have not all registered within a minute; see their agent.log files`);
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 300));
+  }
+  if (stopped()) return;
+  const config = relative(process.cwd(), file.path) || file.path;
+  say(`workers registered and Ready: ${file.workers.map((w) => w.name).join(', ')}`);
+  if (admin !== undefined) say(`admin token: ${admin.token}`);
+  say('try:');
+  say(`  npx flotilla apply -f examples/ --config ${config}`);
+  say(`  npx flotilla get pods -o wide --config ${config}`);
+  say(`  curl http://${file.workers[0]!.address}:8080/    (the example's Service, through ${file.workers[0]!.name}'s proxy)`);
+  say('Ctrl-C stops all workers and masters');
 }
 
 /** SIGTERM to each child that runs; SIGKILL to those still running after `ms`. */
