@@ -7,7 +7,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
-import { ProcessCluster, freePort } from './support/masters.ts';
+import { ADMIN_TOKEN, ProcessCluster, VIEWER_TOKEN, freePort } from './support/masters.ts';
+import { HttpApi } from './support/http-api.ts';
 import { until } from './support/until.ts';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/flotilla.mjs', import.meta.url));
@@ -119,6 +120,27 @@ describe('flotilla get/apply/delete/logs/scale/version', { timeout: 240_000 }, (
     const badOutput = await cli('get', 'pods', '-o', 'toml');
     assert.equal(badOutput.code, 2);
     assert.match(badOutput.stderr, /unknown output format "toml"/);
+  });
+
+  test('the dashboard files and the cluster endpoints: who may see and do what', async () => {
+    const viewer = new HttpApi(cluster.names.map((n) => cluster.apiUrl(n)), VIEWER_TOKEN, cluster.caCert());
+    const admin = new HttpApi(cluster.names.map((n) => cluster.apiUrl(n)), ADMIN_TOKEN, cluster.caCert());
+    const anonymous = new HttpApi(cluster.names.map((n) => cluster.apiUrl(n)), 'not-a-token', cluster.caCert());
+    const page = await anonymous.call('GET', '/ui');
+    assert.equal(page.status, 200, 'the page itself needs no token');
+    assert.match(String(page.json), /<title>Flotilla<\/title>/);
+    assert.equal((await anonymous.call('GET', '/ui/vendor/yaml/index.js')).status, 200);
+    assert.equal((await anonymous.call('GET', '/ui/nope.js')).status, 404);
+    assert.equal((await anonymous.call('GET', '/flotilla/v1/cluster')).status, 401);
+    const status = await viewer.ok('GET', '/flotilla/v1/cluster');
+    assert.deepEqual(status.masters.map((m: { name: string }) => m.name), ['m1', 'm2', 'm3']);
+    assert.equal(status.masters.filter((m: { role: string }) => m.role === 'leader').length, 1);
+    const refused = await viewer.call('POST', '/flotilla/v1/cluster/transfer', { to: 'm1' });
+    assert.equal(refused.status, 403);
+    assert.match(refused.json.message, /only admins can/);
+    const unknown = await admin.call('POST', '/flotilla/v1/cluster/transfer', { to: 'm9' });
+    assert.equal(unknown.status, 400);
+    assert.match(unknown.json.message, /cannot transfer leadership to m9: .*no master named m9/);
   });
 
   test('apply reads stdin', async () => {

@@ -10,7 +10,7 @@ import { Authenticator, type StaticToken } from './auth.ts';
 import { certCovers, createCa, createServingCert, type Pem } from './certs.ts';
 import { ApiError } from './errors.ts';
 import { SYSTEM_NAMESPACES } from './http/handlers.ts';
-import { ApiServer } from './http/server.ts';
+import { ApiServer, type ApiServerOptions } from './http/server.ts';
 import { RESOURCES } from './resources.ts';
 import { prepareCreate } from './strategy.ts';
 
@@ -32,6 +32,10 @@ export interface ApiOptions {
   readonly limits?: { readonly maxRequestsInFlight: number; readonly maxMutatingRequestsInFlight: number };
   /** The other masters' API base URLs, for pod-log requests whose agent is connected elsewhere. */
   readonly peers?: () => readonly string[];
+  /** The dashboard's files, served at /ui (see ApiServerOptions.ui). */
+  readonly ui?: ApiServerOptions['ui'];
+  /** The masters' Raft status and leadership transfer, for the dashboard. */
+  readonly raft?: ApiServerOptions['cluster'];
 }
 
 const enc = new TextEncoder();
@@ -147,6 +151,8 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     ...(options.joinToken === undefined ? {} : { joinToken: options.joinToken }),
     ...options.limits,
     ...(options.peers === undefined ? {} : { peers: options.peers }),
+    ...(options.ui === undefined ? {} : { ui: options.ui }),
+    ...(options.raft === undefined ? {} : { cluster: options.raft }),
     ...(ca === undefined ? {} : { peerCa: ca.cert }),
     logger,
   });

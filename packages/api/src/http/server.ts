@@ -23,7 +23,17 @@ import type { Pod } from '../types/core.ts';
 export { MAX_BODY_BYTES };
 
 
+/** A static file of the dashboard. */
+export interface UiFile {
+  readonly type: string;
+  readonly body: Buffer;
+}
+
 export interface ApiServerOptions {
+  /** The dashboard's files by path under /ui ("index.html", "app.js", …), served without a token (the page asks for one). */
+  readonly ui?: ReadonlyMap<string, UiFile>;
+  /** Every master's Raft status, and a leadership transfer (GET/POST /flotilla/v1/cluster…). */
+  readonly cluster?: { status(): Promise<unknown>; transfer(to: string): Promise<void> };
   readonly node: StoreNode;
   readonly host: string;
   readonly port: number;
@@ -160,7 +170,9 @@ export class ApiServer {
     }
     if (method === 'GET' && path === '/version') return send(res, 200, VERSION_INFO);
     if (path === '/flotilla/v1/join') return this.join(req, res);
+    if (method === 'GET' && (path === '/ui' || path.startsWith('/ui/'))) return this.ui(res, path);
     const user = this.options.authenticator.authenticate(req.headers.authorization);
+    if (path === '/flotilla/v1/cluster' || path === '/flotilla/v1/cluster/transfer') return this.clusterCall(req, res, user, method, path);
     const call: ApiCall = {
       method,
       path,
@@ -302,6 +314,34 @@ export class ApiServer {
       ...(this.options.peerCa === undefined ? {} : { ca: this.options.peerCa }),
       logger: this.options.logger,
     });
+  }
+
+  /** GET /ui/…: the dashboard's static files (index.html for /ui). */
+  private ui(res: ServerResponse, path: string): void {
+    const name = path === '/ui' ? 'index.html' : path.slice('/ui/'.length);
+    const file = this.options.ui?.get(name);
+    if (file === undefined) throw new ApiError('NotFound', this.options.ui === undefined ? 'this master serves no dashboard' : `the dashboard has no file ${JSON.stringify(name)}`);
+    res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.byteLength, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }).end(file.body);
+  }
+
+  /** GET /flotilla/v1/cluster (any user): the masters' Raft status; POST …/transfer {to} (admin): hand leadership over. */
+  private async clusterCall(req: IncomingMessage, res: ServerResponse, user: User, method: string, path: string): Promise<void> {
+    const cluster = this.options.cluster;
+    if (cluster === undefined) throw new ApiError('NotFound', 'this master does not report the cluster status');
+    if (path === '/flotilla/v1/cluster') {
+      if (method !== 'GET') throw new ApiError('MethodNotAllowed', 'GET the cluster status');
+      return send(res, 200, { masters: await cluster.status() });
+    }
+    if (method !== 'POST') throw new ApiError('MethodNotAllowed', 'POST {"to": "m2"} to transfer leadership');
+    if (user.role !== 'admin') throw new ApiError('Forbidden', `User "${user.name}" cannot transfer leadership: only admins can`);
+    const body = (await readJson(req)) as { to?: unknown };
+    if (typeof body?.to !== 'string' || body.to === '') throw new ApiError('BadRequest', 'give the master to hand leadership to: {"to": "m2"}');
+    try {
+      await cluster.transfer(body.to);
+    } catch (err) {
+      throw new ApiError('BadRequest', `cannot transfer leadership to ${body.to}: ${(err as Error).message}`);
+    }
+    send(res, 200, { transferredTo: body.to });
   }
 
   /** POST /flotilla/v1/join: an agent trades the cluster's join token for its node credential. */

@@ -1,9 +1,11 @@
 import { createServer } from 'node:net';
 import { startApi, type ApiServer } from '@flotilla/api';
-import { KvServer, StoreNode, isKvError } from '@flotilla/store';
+import { KvClient, KvServer, StoreNode, isKvError } from '@flotilla/store';
 import { createLogger, isWireError } from '@flotilla/wire';
+import { dashboardFiles } from '@flotilla/dashboard';
 import { ControlPlane } from '../control-plane.ts';
-import { apiUrl, findMaster, loadClusterFile, peerUrl, type Address } from '../cluster-file.ts';
+import { collectStatus } from './status.ts';
+import { apiUrl, clientUrl, findMaster, loadClusterFile, peerUrl, type Address, type ClusterFile } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
 
 export const MASTER_USAGE = `usage: flotilla master --config FILE --name NAME [--join]
@@ -66,7 +68,7 @@ export async function master(args: readonly string[]): Promise<number> {
   const apiStarted =
     me.api === undefined
       ? Promise.resolve()
-      : startApi({ node, cluster: file.cluster, host: me.api.host, port: me.api.port, dataDir: me.data, tokens: file.tokens, joinToken: file.joinToken, insecureHttp: file.insecureHttp, limits: file.apiServer, peers: () => peerApiUrls, logger }).then(
+      : startApi({ node, cluster: file.cluster, host: me.api.host, port: me.api.port, dataDir: me.data, tokens: file.tokens, joinToken: file.joinToken, insecureHttp: file.insecureHttp, limits: file.apiServer, peers: () => peerApiUrls, ui: dashboardFiles(), raft: raftForDashboard(file), logger }).then(
           (a) => {
             api = a;
             logger.info({ url: apiUrl(file, me) }, `master ${me.name} serves the API`);
@@ -120,4 +122,20 @@ function assertFree(a: Address): Promise<void> {
     probe.once('error', (err: NodeJS.ErrnoException) => reject(new Error(err.code === 'EADDRINUSE' ? 'it is already in use by another process' : err.message)));
     probe.listen(a.port, a.host, () => probe.close(() => resolve()));
   });
+}
+
+/** What the dashboard shows of Raft (every master's status) and the transfer it offers. */
+function raftForDashboard(file: ClusterFile): { status(): Promise<unknown>; transfer(to: string): Promise<void> } {
+  return {
+    status: () => collectStatus(file, 400),
+    transfer: async (to) => {
+      findMaster(file, to);
+      const client = new KvClient({ endpoints: file.masters.map(clientUrl), secret: file.secret, name: 'flotilla-dashboard', timeoutMs: 10_000 });
+      try {
+        await client.admin({ op: 'transfer', to });
+      } finally {
+        client.close();
+      }
+    },
+  };
 }

@@ -133,6 +133,8 @@ async function announceWorkers(file: ClusterFile, stopped: () => boolean): Promi
   if (stopped()) return;
   const config = relative(process.cwd(), file.path) || file.path;
   say(`workers registered and Ready: ${file.workers.map((w) => w.name).join(', ')}`);
+  const ui = file.masters.map((m) => apiUrl(file, m)).find((u) => u !== undefined);
+  if (ui !== undefined) say(`dashboard: ${ui}/ui  (any master serves it; sign in with the admin token)`);
   if (admin !== undefined) say(`admin token: ${admin.token}`);
   say('try:');
   say(`  npx flotilla apply -f examples/ --config ${config}`);
