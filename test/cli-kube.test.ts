@@ -2,7 +2,7 @@
 // and exit codes) against 3 masters and a worker: apply the example, get it as a table, JSON,
 // YAML and names, read a pod's log, scale, delete; and one clear sentence for each failure.
 import assert from 'node:assert/strict';
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -55,6 +55,7 @@ describe('flotilla get/apply/delete/logs/scale/version', { timeout: 240_000 }, (
       return items.length === 3 && items.every((p) => p.status?.phase === 'Running') ? items : undefined;
     }, 60_000);
     const table = await cli('get', 'pods', '-o', 'wide');
+    assert.ok(!table.stdout.includes('\u001b['), 'no colour when the output is not a terminal');
     assert.match(table.stdout.split('\n')[0]!, /^NAME\s+READY\s+STATUS\s+RESTARTS\s+AGE\s+IP\s+NODE/);
     assert.equal(table.stdout.trim().split('\n').length, 4);
     for (const p of pods) assert.match(table.stdout, new RegExp(`^${p.metadata.name}\\s+\\d/1\\s+Running\\s+0\\s+\\S+\\s+127\\.0\\.2\\.1\\s+w1`, 'm'));
@@ -72,6 +73,35 @@ describe('flotilla get/apply/delete/logs/scale/version', { timeout: 240_000 }, (
       return l.code === 0 && /listening on/.test(l.stdout) ? l.stdout : undefined;
     }, 20_000);
     assert.match(log, /^listening on 127\.0\.2\.1:\d+$/m);
+
+    const described = await cli('describe', 'pod', pods[0].metadata.name);
+    assert.equal(described.code, 0, described.stderr);
+    assert.match(described.stdout, new RegExp(`^Name:\\s+${pods[0].metadata.name}$`, 'm'));
+    assert.match(described.stdout, /^Node:\s+w1$/m);
+    assert.match(described.stdout, /^ {4}Ports:\s+8080→127\.0\.2\.1:\d+ \(http\)$/m);
+    assert.match(described.stdout, /^Events:\n(.|\n)*Started/m);
+    assert.match((await cli('describe', 'node', 'w1')).stdout, /^Pods:\n(\s+default\/web-.*\n){3}/m);
+    assert.match((await cli('describe', 'svc', 'web')).stdout, /^Endpoints:\n(\s+127\.0\.2\.1:\d+ \(w1\)\n){3}/m);
+
+    const status = await cli('status', '-o', 'json');
+    assert.equal(status.code, 0, status.stderr);
+    const s = JSON.parse(status.stdout);
+    assert.deepEqual(s.nodes.map((n: { name: string; ready: boolean }) => [n.name, n.ready]), [['w1', true]]);
+    assert.match(s.verdict, /^healthy: m\d leads term \d+, 3\/3 masters up, 1\/1 nodes Ready$/);
+
+    // A new revision, then back: rollout status waits for each, undo restores the first template.
+    const statusTable = await cli('status'); // the verdict comes last
+    assert.match(statusTable.stdout.trim().split('\n').at(-1)!, /^healthy: /);
+    const patched = await run(['apply', '-f', '-', '--config', cluster.file], readFileSync(join(EXAMPLES, 'web.yaml'), 'utf8').replace('periodSeconds: 2', 'periodSeconds: 3'));
+    assert.match(patched.stdout, /deployment\.apps\/web configured/);
+    const done = await cli('rollout', 'status', 'deploy/web', '--timeout', '60');
+    assert.equal(done.code, 0, done.stderr);
+    assert.match(done.stdout, /deployment "web" successfully rolled out\n$/);
+    const undo = await cli('rollout', 'undo', 'deploy/web');
+    assert.equal(undo.stdout, 'deployment.apps/web rolled back to revision 1\n', undo.stderr);
+    const template = JSON.parse((await cli('get', 'deploy', 'web', '-o', 'json')).stdout).spec.template;
+    assert.equal(template.spec.containers[0].readinessProbe.periodSeconds, 2, 'the first revision is back');
+    assert.equal((await cli('rollout', 'status', 'deploy/web', '--timeout', '60')).code, 0);
 
     const scaled = await cli('scale', 'deploy/web', '--replicas', '1');
     assert.equal(scaled.stdout, 'deployment.apps/web scaled\n');
@@ -141,6 +171,25 @@ describe('flotilla get/apply/delete/logs/scale/version', { timeout: 240_000 }, (
     const unknown = await admin.call('POST', '/flotilla/v1/cluster/transfer', { to: 'm9' });
     assert.equal(unknown.status, 400);
     assert.match(unknown.json.message, /cannot transfer leadership to m9: .*no master named m9/);
+  });
+
+  test('get -w prints a row for each change', async () => {
+    const watcher = spawn(process.execPath, [BIN, 'get', 'pods', '-w', '--config', cluster.file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    watcher.stdout.on('data', (c: Buffer) => (out += c.toString()));
+    watcher.stderr.on('data', (c: Buffer) => (err += c.toString()));
+    try {
+      // The (empty) table is printed before the watch opens; give it a moment to open.
+      await until('the first listing', () => err.includes('No resources found') || out !== '', 15_000);
+      await new Promise((r) => setTimeout(r, 1000));
+      const admin = new HttpApi(cluster.names.map((n) => cluster.apiUrl(n)), ADMIN_TOKEN, cluster.caCert());
+      await admin.ok('POST', '/api/v1/namespaces/default/pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'watched' }, spec: { containers: [{ name: 'c', command: ['sleep', '600'], env: [{ name: 'FLOTILLA_TEST_CLUSTER', value: cluster.dir }] }] } }, 201);
+      await until('a row for the new pod, then one showing it Running', () => /^watched\s+0\/1\s+\S+/m.test(out) && /^watched\s+1\/1\s+Running/m.test(out), 30_000);
+      await admin.ok('DELETE', '/api/v1/namespaces/default/pods/watched', { gracePeriodSeconds: 0 });
+    } finally {
+      if (watcher.pid !== undefined && watcher.exitCode === null) process.kill(watcher.pid, 'SIGKILL');
+    }
   });
 
   test('apply reads stdin', async () => {

@@ -99,6 +99,37 @@ test('a bad worker in the cluster file stops the agent with one clear sentence',
   assert.match(usage.stderr, /agent needs --config FILE and --name NAME/);
 });
 
+test('bash completion completes commands, kinds and output formats', async () => {
+  const script = await flotilla('completion', 'bash');
+  assert.equal(script.code, 0);
+  const file = join(scratch, 'completion.bash');
+  writeFileSync(file, script.stdout);
+  const complete = (words: string[]) =>
+    new Promise<string>((resolve, reject) => {
+      const probe = `source ${JSON.stringify(file)}; COMP_WORDS=(${words.map((w) => JSON.stringify(w)).join(' ')}); COMP_CWORD=${words.length - 1}; _flotilla; echo "\${COMPREPLY[*]}"`;
+      execFile('bash', ['-c', probe], (err, stdout) => (err === null ? resolve(stdout.trim()) : reject(err)));
+    });
+  assert.equal(await complete(['flotilla', 'ge']), 'get');
+  assert.equal(await complete(['flotilla', 'get', 'dep']), 'deployments deploy');
+  assert.equal(await complete(['flotilla', 'get', 'pods', '-o', 'y']), 'yaml');
+  assert.equal(await complete(['flotilla', 'rollout', '']), 'status undo');
+  assert.equal((await flotilla('completion', 'fish')).code, 2);
+});
+
+test('zsh completion (through bashcompinit) completes the same', { skip: existsSync('/usr/bin/zsh') || existsSync('/bin/zsh') ? false : 'zsh is not installed: sudo apt-get install -y zsh' }, async () => {
+  const script = await flotilla('completion', 'zsh');
+  const file = join(scratch, 'completion.zsh');
+  writeFileSync(file, script.stdout);
+  // As bashcompinit calls the function: with ksharrays (0-based arrays).
+  const probe = `source ${JSON.stringify(file)}; setopt ksharrays; COMP_WORDS=(flotilla get dep); COMP_CWORD=2; _flotilla; echo "\${COMPREPLY[*]}"`;
+  const out = await new Promise<string>((resolve, reject) => execFile('zsh', ['-f', '-c', probe], { env: { ...process.env, HOME: scratch } }, (err, stdout, stderr) => (err === null ? resolve(stdout.trim()) : reject(new Error(stderr)))));
+  // zsh's compgen offers every candidate; its completion system then keeps those matching
+  // what was typed. So: the kinds are offered (not the commands, not the flags).
+  const offered = out.split(' ');
+  assert.ok(offered.includes('deployments') && offered.includes('deploy') && offered.includes('pods'), out);
+  assert.ok(!offered.includes('apply') && !offered.includes('--config'), out);
+});
+
 test('a port in use stops the master with one clear sentence', async () => {
   const blocker = createServer();
   await new Promise<void>((r) => blocker.listen(0, '127.0.0.1', r));

@@ -7,7 +7,10 @@ import { AGENT_USAGE, agent } from './commands/agent.ts';
 import { ClusterFileError } from './cluster-file.ts';
 import { KUBECONFIG_USAGE, kubeconfig } from './commands/kubeconfig.ts';
 import { APPLY_USAGE, DELETE_USAGE, GET_USAGE, LOGS_USAGE, SCALE_USAGE, VERSION_USAGE, apply, del, get, logs, scale, version } from './commands/kube.ts';
+import { COMPLETION_USAGE, completion } from './commands/completion.ts';
+import { DESCRIBE_USAGE, describe } from './commands/describe.ts';
 import { MASTER_USAGE, master } from './commands/master.ts';
+import { ROLLOUT_USAGE, rollout } from './commands/rollout.ts';
 import { MEMBER_USAGE, member } from './commands/member.ts';
 import { STATUS_USAGE, status } from './commands/status.ts';
 import { UP_USAGE, up } from './commands/up.ts';
@@ -22,11 +25,14 @@ commands:
   member add|remove|transfer ...   change the cluster's masters at run time
   kubeconfig --config FILE         print a kubeconfig for kubectl and other Kubernetes clients
   get KIND [NAME…]                 list objects (-o wide|json|yaml|name, -n NS, -A, -l SELECTOR)
+  describe KIND NAME               show one object, what matters for its kind, and its events
   apply -f FILE|DIR|-              create or update objects from YAML
   delete KIND NAME… | -f FILE      delete objects
   logs POD [-f] [--previous]       print a pod's log
   scale KIND/NAME --replicas N     scale a deployment or replica set
+  rollout status|undo deploy/NAME  wait for a rollout, or go back a revision
   version                          print the client's and the server's version
+  completion bash|zsh              print a shell completion script
 
 The Kubernetes commands take --config FILE (default: $FLOTILLA_CONFIG, or
 cluster-configs/local.yaml) and act as the file's first admin (or --user NAME).
@@ -41,11 +47,14 @@ const commands: Record<string, { run: (args: readonly string[]) => Promise<numbe
   member: { run: member, usage: MEMBER_USAGE },
   kubeconfig: { run: kubeconfig, usage: KUBECONFIG_USAGE },
   get: { run: get, usage: GET_USAGE },
+  describe: { run: describe, usage: DESCRIBE_USAGE },
+  rollout: { run: rollout, usage: ROLLOUT_USAGE },
   apply: { run: apply, usage: APPLY_USAGE },
   delete: { run: del, usage: DELETE_USAGE },
   logs: { run: logs, usage: LOGS_USAGE },
   scale: { run: scale, usage: SCALE_USAGE },
   version: { run: version, usage: VERSION_USAGE },
+  completion: { run: (args) => completion(Object.keys(commands))(args), usage: COMPLETION_USAGE },
 };
 
 async function main(argv: readonly string[]): Promise<number> {

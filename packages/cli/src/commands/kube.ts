@@ -11,10 +11,11 @@ import { KubeClient } from '../kube-client.ts';
 
 const CONFIG = `--config FILE (default: $FLOTILLA_CONFIG, or cluster-configs/local.yaml)`;
 
-export const GET_USAGE = `usage: flotilla get KIND[,KIND…] [NAME…] [-n NS | -A] [-l SELECTOR] [-o wide|json|yaml|name] ${CONFIG}
+export const GET_USAGE = `usage: flotilla get KIND[,KIND…] [NAME…] [-n NS | -A] [-l SELECTOR] [-o wide|json|yaml|name] [-w] ${CONFIG}
 
 Lists objects as a table (the columns the API server prints, as kubectl), or prints them as
-JSON, YAML or kind/name. KIND is a resource name, singular, kind or short name (pods, pod, po).`;
+JSON, YAML or kind/name. KIND is a resource name, singular, kind or short name (pods, pod, po).
+-w then prints a row for every change until interrupted. Colour only on a terminal.`;
 export const APPLY_USAGE = `usage: flotilla apply -f FILE|DIR|- [-n NS] ${CONFIG}
 
 Creates each object of the YAML (or JSON) documents, or updates it if it exists (its fields
@@ -29,7 +30,7 @@ Prints this client's version, and the server's when a cluster is reachable.`;
 const VERSION = '0.1.0';
 const common = { config: { type: 'string' as const }, namespace: { type: 'string' as const, short: 'n' }, user: { type: 'string' as const } };
 
-function clusterFile(path: string | undefined): ClusterFile {
+export function clusterFile(path: string | undefined): ClusterFile {
   return loadClusterFile(path ?? process.env['FLOTILLA_CONFIG'] ?? 'cluster-configs/local.yaml');
 }
 
@@ -41,7 +42,7 @@ export function resourceFor(word: string): ResourceInfo {
   return r;
 }
 
-function collection(r: ResourceInfo, namespace: string | undefined): string {
+export function collection(r: ResourceInfo, namespace: string | undefined): string {
   const base = r.group === '' ? `/api/${r.version}` : `/apis/${r.group}/${r.version}`;
   return `${base}${r.namespaced && namespace !== undefined ? `/namespaces/${encodeURIComponent(namespace)}` : ''}/${r.resource}`;
 }
@@ -53,7 +54,7 @@ function kindName(r: ResourceInfo, name: string): string {
 const TABLE = 'application/json;as=Table;v=v1;g=meta.k8s.io';
 
 export async function get(args: readonly string[]): Promise<number> {
-  const { values, positionals } = parse(args, { ...common, 'all-namespaces': { type: 'boolean', short: 'A' }, selector: { type: 'string', short: 'l' }, output: { type: 'string', short: 'o' } }, GET_USAGE, true);
+  const { values, positionals } = parse(args, { ...common, 'all-namespaces': { type: 'boolean', short: 'A' }, selector: { type: 'string', short: 'l' }, output: { type: 'string', short: 'o' }, watch: { type: 'boolean', short: 'w' } }, GET_USAGE, true);
   if (positionals.length === 0) throw new UsageError('get needs a KIND, e.g. flotilla get pods', GET_USAGE);
   const output = values.output;
   if (output !== undefined && !['wide', 'json', 'yaml', 'name'].includes(output)) throw new UsageError(`unknown output format "${output}": use wide, json, yaml or name`, GET_USAGE);
@@ -85,7 +86,48 @@ export async function get(args: readonly string[]): Promise<number> {
   } else if (output !== 'name' && printed === 0) {
     process.stderr.write(all || namespace === undefined ? 'No resources found\n' : `No resources found in ${namespace} namespace.\n`);
   }
-  return 0;
+  if (values.watch !== true) return 0;
+  if (kinds.length !== 1 || names.length > 0 || (output !== undefined && output !== 'wide')) throw new UsageError('-w watches one KIND as a table (no names, no -o json|yaml|name)', GET_USAGE);
+  return watchRows(api, kinds[0]!, namespace, query, { wide: output === 'wide', namespaces: all && kinds[0]!.namespaced, prefix: '' });
+}
+
+/**
+ * get -w: after the table, one row per change, as kubectl prints them (the row the API server
+ * prints for the object now; a deleted object's last row). Runs until interrupted; the watch
+ * resumes from its last resourceVersion on another master if its master goes away.
+ */
+async function watchRows(api: KubeClient, r: ResourceInfo, namespace: string | undefined, query: string, o: { wide: boolean; namespaces: boolean; prefix: string }): Promise<number> {
+  const base = collection(r, r.namespaced ? namespace : undefined);
+  let rv = (await api.ok('GET', `${base}${query}`)).metadata.resourceVersion as string;
+  const last = new Map<string, Table>();
+  for (;;) {
+    try {
+      const res = await api.stream(`${base}?watch=true&resourceVersion=${rv}${query === '' ? '' : `&${query.slice(1)}`}`);
+      let buffer = '';
+      for await (const chunk of res) {
+        buffer += (chunk as Buffer).toString('utf8');
+        let nl;
+        while ((nl = buffer.indexOf('\n')) >= 0) {
+          const line = buffer.slice(0, nl);
+          buffer = buffer.slice(nl + 1);
+          if (line === '') continue;
+          const e = JSON.parse(line) as { type: string; object: { metadata: { name: string; namespace?: string; resourceVersion?: string } } };
+          if (e.type === 'ERROR') throw new Error('expired');
+          rv = e.object.metadata.resourceVersion ?? rv;
+          if (e.type === 'BOOKMARK') continue;
+          const key = `${e.object.metadata.namespace ?? ''}/${e.object.metadata.name}`;
+          const one = e.type === 'DELETED' ? last.get(key) : await api.ok('GET', `${collection(r, e.object.metadata.namespace)}/${encodeURIComponent(e.object.metadata.name)}`, undefined, { accept: TABLE }).catch(() => last.get(key));
+          if (one === undefined) continue;
+          last.set(key, one);
+          if (e.type === 'DELETED') last.delete(key);
+          printTable(one, { ...o, header: false });
+        }
+      }
+    } catch (err) {
+      if ((err as Error).message === 'expired') rv = (await api.ok('GET', `${base}${query}`)).metadata.resourceVersion as string;
+      await new Promise((res) => setTimeout(res, 500));
+    }
+  }
 }
 
 interface Table {
@@ -94,14 +136,26 @@ interface Table {
 }
 
 /** Prints a Table as kubectl does (upper-case headers, columns apart by 3 spaces); returns the rows printed. */
-function printTable(t: Table, o: { wide: boolean; namespaces: boolean; prefix: string }): number {
+function printTable(t: Table, o: { wide: boolean; namespaces: boolean; prefix: string; header?: boolean }): number {
   if (t.rows.length === 0) return 0;
   const cols = t.columnDefinitions.map((c, i) => ({ name: c.name.toUpperCase(), i, show: o.wide || (c.priority ?? 0) === 0 })).filter((c) => c.show);
   const header = [...(o.namespaces ? ['NAMESPACE'] : []), ...cols.map((c) => c.name)];
   const rows = t.rows.map((row) => [...(o.namespaces ? [row.object?.metadata?.namespace ?? ''] : []), ...cols.map((c, k) => `${k === 0 ? o.prefix : ''}${cell(row.cells[c.i])}`)]);
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
-  for (const line of [header, ...rows]) process.stdout.write(`${line.map((v, k) => (k === line.length - 1 ? v : v.padEnd(widths[k]! + 3))).join('')}\n`);
+  const status = header.indexOf('STATUS');
+  for (const line of o.header === false ? rows : [header, ...rows]) {
+    process.stdout.write(`${line.map((v, k) => paint(k === line.length - 1 ? v : v.padEnd(widths[k]! + 3), k === status && line !== header ? v : undefined)).join('')}\n`);
+  }
   return rows.length;
+}
+
+/** Colour only on a terminal (and not with NO_COLOR): green for what is fine, red for trouble. */
+const COLOUR = process.stdout.isTTY === true && process.env['NO_COLOR'] === undefined;
+function paint(text: string, status: string | undefined): string {
+  if (!COLOUR || status === undefined) return text;
+  if (['Running', 'Ready', 'Active', 'Completed', 'Succeeded', 'Bound'].includes(status)) return `\u001b[32m${text}\u001b[0m`;
+  if (/Error|BackOff|Failed|NotReady|Unknown|ImageNotRunnable|Evicted/.test(status)) return `\u001b[31m${text}\u001b[0m`;
+  return `\u001b[33m${text}\u001b[0m`;
 }
 
 /** An object as apply compares it: without what every write changes. */

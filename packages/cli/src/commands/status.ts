@@ -1,8 +1,9 @@
 import { KvClient, type StoreStatus } from '@flotilla/store';
 import { clientUrl, loadClusterFile, type ClusterFile } from '../cluster-file.ts';
+import { KubeClient } from '../kube-client.ts';
 import { UsageError, parse } from '../args.ts';
 
-export const STATUS_USAGE = `usage: flotilla status --config FILE [-o json]
+export const STATUS_USAGE = `usage: flotilla status --config FILE [-o json|table]
 
 Shows each master of the cluster: whether it answers, its Raft role and term, the leader it
 follows, its commit and applied index, and how many log entries it holds.`;
@@ -59,19 +60,65 @@ export async function status(args: readonly string[]): Promise<number> {
   if (values.output !== undefined && values.output !== 'json' && values.output !== 'table') throw new UsageError(`-o must be json or table, got "${values.output}"`, STATUS_USAGE);
   const file = loadClusterFile(values.config);
   const masters = await collectStatus(file);
+  // Nodes come from the API, which answers only while there is a leader.
+  const nodes = masters.some((m) => m.role === 'leader') ? await collectNodes(file) : undefined;
+  const verdict = verdictOf(masters, nodes);
   if (values.output === 'json') {
-    process.stdout.write(`${JSON.stringify({ cluster: file.cluster, masters })}\n`);
+    process.stdout.write(`${JSON.stringify({ cluster: file.cluster, masters, ...(nodes === undefined ? {} : { nodes }), verdict })}\n`);
   } else {
     const rows = [['NAME', 'REACHABLE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LOG']];
     for (const m of masters) {
       rows.push([m.name, m.reachable ? 'yes' : 'no', m.role, cell(m.term), m.leader ?? '-', cell(m.commitIndex), cell(m.appliedIndex), cell(m.logSize)]);
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
-    for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+    printRows(rows);
+    if (nodes !== undefined && nodes.length > 0) {
+      process.stdout.write('\n');
+      printRows([['NODE', 'READY', 'ADDRESS', 'PODS'], ...nodes.map((n) => [n.name, n.ready ? 'yes' : 'no', n.address ?? '-', String(n.pods)])]);
+    }
+    process.stdout.write(`\n${verdict}\n`);
   }
   // Non-zero when the cluster has no leader a majority can see, for scripts.
   const leaders = new Set(masters.filter((m) => m.role === 'leader').map((m) => m.name));
   return leaders.size === 1 ? 0 : 1;
+}
+
+function printRows(rows: string[][]): void {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
+}
+
+export interface NodeStatusLine {
+  readonly name: string;
+  readonly ready: boolean;
+  readonly address: string | null;
+  readonly pods: number;
+}
+
+/** The cluster's nodes (through the API, as the file's first admin); undefined when it cannot be asked. */
+async function collectNodes(file: ClusterFile): Promise<NodeStatusLine[] | undefined> {
+  if (!file.masters.some((m) => m.api !== undefined) || !file.tokens.some((t) => t.role === 'admin')) return undefined;
+  try {
+    const api = await KubeClient.connect(file);
+    const [nodes, pods] = await Promise.all([api.ok('GET', '/api/v1/nodes'), api.ok('GET', '/api/v1/pods')]);
+    return (nodes.items as { metadata: { name: string }; status?: { conditions?: { type: string; status: string }[]; addresses?: { type: string; address: string }[] } }[]).map((n) => ({
+      name: n.metadata.name,
+      ready: n.status?.conditions?.some((c) => c.type === 'Ready' && c.status === 'True') === true,
+      address: n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address ?? null,
+      pods: (pods.items as { spec: { nodeName?: string } }[]).filter((p) => p.spec.nodeName === n.metadata.name).length,
+    }));
+  } catch {
+    return undefined;
+  }
+}
+
+/** One line a person can act on: is the cluster healthy, and if not, what is wrong. */
+function verdictOf(masters: readonly MasterStatus[], nodes: readonly NodeStatusLine[] | undefined): string {
+  const up = masters.filter((m) => m.reachable).length;
+  const leader = masters.find((m) => m.role === 'leader');
+  const nodePart = nodes === undefined ? '' : `, ${nodes.filter((n) => n.ready).length}/${nodes.length} nodes Ready`;
+  if (leader === undefined) return `unavailable: no leader (${up}/${masters.length} masters answer; a majority must be up to elect one)`;
+  const healthy = up === masters.length && (nodes === undefined || nodes.every((n) => n.ready));
+  return `${healthy ? 'healthy' : 'degraded'}: ${leader.name} leads term ${leader.term}, ${up}/${masters.length} masters up${nodePart}`;
 }
 
 function cell(v: number | null): string {
