@@ -200,7 +200,7 @@ test('flotilla up starts every master, reports the leader, status shows them, an
   }
 });
 
-test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the agents and the masters', async () => {
+test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the agents and the masters; a second up brings it all back', async () => {
   const masters: string[] = [];
   for (let i = 1; i <= 3; i++) masters.push(`  - { name: m${i}, peer: "127.0.0.1:${await freePort('127.0.0.1')}", client: "127.0.0.1:${await freePort('127.0.0.1')}", api: "127.0.0.1:${await freePort('127.0.0.1')}", data: upw-d${i} }`);
   const token = 'up-workers-admin-token-0123';
@@ -218,6 +218,7 @@ test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the 
   });
   const marker = join(scratch, 'upw-marker');
   let podPid: number | undefined;
+  let second: ReturnType<typeof spawn> | undefined;
   try {
     const deadline = Date.now() + 60_000;
     const api = (): HttpApi => new HttpApi([`https://${/api: "([^"]+)"/.exec(masters[0]!)![1]}`], token, readFileSync(join(scratch, 'upw-d1', 'api', 'ca.crt'), 'utf8'));
@@ -246,8 +247,30 @@ test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the 
     assert.equal(await exited, 0);
     assert.ok(lines.includes('stopping the workers and their pods…') && lines.includes('all masters stopped'), lines.join(' | '));
     for (const [name, pid] of [...pids, ['pod', podPid] as const]) assert.throws(() => process.kill(pid, 0), /ESRCH/, `${name} (pid ${pid}) is gone`);
+
+    // A second `up` (no --fresh) brings the cluster back with its objects: the pod runs again.
+    pids.clear();
+    const again = spawn(process.execPath, [BIN, 'up', file], { stdio: ['ignore', 'pipe', 'pipe'] });
+    second = again;
+    createInterface({ input: again.stdout }).on('line', (line) => {
+      lines.push(line);
+      const started = /^(\w+) started \(pid (\d+)\)/.exec(line);
+      if (started !== null) pids.set(started[1]!, Number(started[2]));
+    });
+    await until('the cluster is back with the pod running again', async () => {
+      const pod = await Promise.resolve()
+        .then(() => api().call('GET', '/api/v1/namespaces/default/pods/sleeper', undefined, undefined, 2000))
+        .catch(() => undefined);
+      if (pod?.status !== 200 || pod.json.status?.phase !== 'Running') return false;
+      return (podPid = withEnv(`UP_TEST_MARKER=${marker}`)[0]) !== undefined;
+    }, 60_000);
+    const exitedAgain = new Promise<number | null>((r) => again.once('exit', (code) => r(code)));
+    again.kill('SIGINT');
+    assert.equal(await exitedAgain, 0);
+    for (const [name, pid] of [...pids, ['pod', podPid] as const]) assert.throws(() => process.kill(pid, 0), /ESRCH/, `${name} (pid ${pid}) is gone after the second run`);
   } finally {
     if (up.exitCode === null) up.kill('SIGKILL');
+    if (second !== undefined && second.exitCode === null) second.kill('SIGKILL');
     for (const pid of [...pids.values(), ...(podPid === undefined ? [] : [-podPid, podPid])]) {
       try {
         process.kill(pid, 'SIGKILL');
