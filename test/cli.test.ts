@@ -241,7 +241,7 @@ test('flotilla up starts the workers too; a pod runs; Ctrl-C stops the pod, the 
     }
     assert.doesNotThrow(() => process.kill(podPid!, 0), 'the pod runs');
     assert.ok(!existsSync(join(scratch, 'upw-d2', 'stale')), '--fresh deleted the old data');
-    await until('up says the workers are ready and how to start', () => lines.includes('workers registered and Ready: w1') && lines.includes(`admin token: ${token}`) && lines.some((l) => /^ {2}npx flotilla apply -f examples\//.test(l)), 20_000);
+    await until('up says the workers are ready and how to start', () => lines.includes('workers registered and Ready: w1') && lines.includes(`admin token: ${token}`) && lines.some((l) => /^dashboard: (https:\/\/127\.0\.0\.1:\d+\/ui ?){3} /.test(l)) && lines.some((l) => /^ {2}npx flotilla apply -f examples\//.test(l)), 20_000);
     const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
     up.kill('SIGINT');
     assert.equal(await exited, 0);

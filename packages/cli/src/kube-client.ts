@@ -89,7 +89,11 @@ export class KubeClient {
         this.preferred = i;
         return res;
       } catch (err) {
-        errors.push(`${this.urls[i]}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        const code = (err as NodeJS.ErrnoException).code ?? (err as Error).message;
+        errors.push(`${this.urls[i]}: ${code}`);
+        // A change that may have reached a master is not sent again (it could be applied
+        // twice): only a refused connection means nothing was sent.
+        if (method !== 'GET' && code !== 'ECONNREFUSED') throw new Error(`${method} ${path}: ${this.urls[i]} did not answer (${code}); the change may or may not have been made — check before trying again`);
       }
     }
     throw new Error(`no master is reachable (tried ${errors.join(', ')}); is the cluster running (npm start)?`);

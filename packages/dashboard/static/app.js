@@ -18,7 +18,7 @@ async function api(method, path, body, contentType = 'application/json') {
   } catch {
     json = text;
   }
-  if (!res.ok) throw new Error(json?.message ?? `HTTP ${res.status}`);
+  if (!res.ok) throw Object.assign(new Error(json?.message ?? `HTTP ${res.status}`), { status: res.status });
   return json;
 }
 
@@ -97,6 +97,7 @@ const all = (name) => [...(stores[name]?.items.values() ?? [])];
 // ---- the masters' Raft status, and what changed in it while this page was open
 const cluster = { masters: [], timeline: [], error: '' };
 let lastLeader;
+let polling = false;
 async function pollCluster() {
   try {
     cluster.masters = (await api('GET', '/flotilla/v1/cluster')).masters;
@@ -109,9 +110,13 @@ async function pollCluster() {
       lastLeader = now;
     }
   } catch (err) {
-    cluster.error = err.message;
+    // This page's master does not answer (it may be the one that was killed): what it said
+    // last is no longer true.
+    cluster.error = `${location.host} does not answer (${err.message}): open the dashboard on another master`;
+    cluster.masters = cluster.masters.map((m) => ({ ...m, role: 'unknown' }));
   }
   if (location.hash === '#cluster' || location.hash === '') render();
+  setTimeout(pollCluster, 500); // the next poll after this one: answers never overlap
 }
 
 // ---- pages
@@ -129,7 +134,7 @@ const podState = (p) => {
   const cs = p.status?.containerStatuses ?? [];
   return cs.find((c) => c.state?.waiting?.reason && c.state.waiting.reason !== 'ContainerCreating')?.state.waiting.reason ?? (cs.some((c) => c.state?.running) ? 'Running' : cs.find((c) => c.state?.terminated)?.state.terminated.reason) ?? p.status?.phase ?? 'Pending';
 };
-const restarts = (p) => (p.status?.containerStatuses ?? []).reduce((n, c) => n + (c.restartCount ?? 0), 0);
+const restarts = (p) => (p.status?.containerStatuses ?? []).reduce((n, c) => n + (Number(c.restartCount) || 0), 0);
 
 const pages = {
   cluster() {
@@ -157,8 +162,8 @@ const pages = {
         const alloc = n.status?.allocatable ?? {};
         return `<div class="card" data-node="${esc(n.metadata.name)}"><h3>${esc(n.metadata.name)} ${ready(n) ? '<span class="pill ok">Ready</span>' : '<span class="pill bad">NotReady</span>'}</h3>
           <div class="muted">${esc(n.status?.addresses?.find((a) => a.type === 'InternalIP')?.address)}</div>
-          <div>CPU ${req('cpu').toFixed(2)} of ${quantity(alloc.cpu).toFixed(2)} · memory ${mib(req('memory'))} of ${mib(quantity(alloc.memory))}</div>
-          <div>${mine.length} pod(s): ${mine.map((p) => esc(p.metadata.name)).join(', ')}</div></div>`;
+          <div>CPU ${esc(req('cpu').toFixed(2))} of ${esc(quantity(alloc.cpu).toFixed(2))} · memory ${esc(mib(req('memory')))} of ${esc(mib(quantity(alloc.memory)))}</div>
+          <div>${esc(mine.length)} pod(s): ${mine.map((p) => esc(p.metadata.name)).join(', ')}</div></div>`;
       })
       .join('')}</div>`;
   },
@@ -167,9 +172,9 @@ const pages = {
     const pods = all('pods').sort((a, b) => a.metadata.name.localeCompare(b.metadata.name));
     const drows = deployments
       .map((d) => {
-        const want = d.spec.replicas ?? 1;
-        const have = d.status?.readyReplicas ?? 0;
-        return `<tr data-deployment="${esc(d.metadata.name)}"><td>${esc(d.metadata.namespace)}/${esc(d.metadata.name)}</td><td class="${have === want ? 'ok' : 'warn'}">${have}/${want}</td><td>${esc(d.status?.updatedReplicas ?? 0)}</td>
+        const want = Number(d.spec.replicas ?? 1);
+        const have = Number(d.status?.readyReplicas ?? 0);
+        return `<tr data-deployment="${esc(d.metadata.name)}"><td>${esc(d.metadata.namespace)}/${esc(d.metadata.name)}</td><td class="${have === want ? 'ok' : 'warn'}">${esc(have)}/${esc(want)}</td><td>${esc(d.status?.updatedReplicas ?? 0)}</td>
           <td><input type="number" min="0" value="${esc(drafts.get(`${d.metadata.namespace}/${d.metadata.name}`) ?? want)}" data-draft="${esc(d.metadata.namespace)}/${esc(d.metadata.name)}" aria-label="replicas of ${esc(d.metadata.name)}"> <button data-scale="${esc(d.metadata.namespace)}/${esc(d.metadata.name)}">scale</button></td></tr>`;
       })
       .join('');
@@ -178,7 +183,7 @@ const pages = {
         const state = podState(p);
         const cls = state === 'Running' && ready(p) ? 'ok' : state === 'Running' || state === 'Pending' || state === 'ContainerCreating' ? 'warn' : 'bad';
         const id = `${p.metadata.namespace}/${p.metadata.name}`;
-        return `<tr data-pod="${esc(p.metadata.name)}"><td>${esc(id)}</td><td class="${cls}">${esc(state)}</td><td>${restarts(p)}</td><td>${esc(p.spec.nodeName ?? '—')}</td><td><button data-logs="${esc(id)}">log</button> <button class="danger" data-delete="${esc(id)}">delete</button></td></tr>`;
+        return `<tr data-pod="${esc(p.metadata.name)}"><td>${esc(id)}</td><td class="${cls}">${esc(state)}</td><td>${esc(restarts(p))}</td><td>${esc(p.spec.nodeName ?? '—')}</td><td><button data-logs="${esc(id)}">log</button> <button class="danger" data-delete="${esc(id)}">delete</button></td></tr>`;
       })
       .join('');
     return `<h2>Deployments</h2><table id="deployments"><tr><th>Deployment</th><th>Ready</th><th>Updated</th><th>Scale</th></tr>${drows}</table>
@@ -234,15 +239,17 @@ async function applyYaml(text) {
     if (o == null) continue;
     if (typeof o.kind !== 'string' || typeof o.metadata?.name !== 'string') throw new Error('every object needs kind and metadata.name');
     const ns = o.metadata.namespace ?? 'default';
+    delete o.metadata.resourceVersion; // a copy of `get -o yaml` must not conflict
+    let exists = true;
     try {
       await api('GET', pathOf(o.kind, ns, o.metadata.name));
-      await api('PATCH', pathOf(o.kind, ns, o.metadata.name), o, 'application/merge-patch+json');
-      out.push(`${o.kind.toLowerCase()}/${o.metadata.name} configured`);
     } catch (err) {
-      if (!/not found/.test(err.message)) throw err;
-      await api('POST', pathOf(o.kind, ns), o);
-      out.push(`${o.kind.toLowerCase()}/${o.metadata.name} created`);
+      if (err.status !== 404) throw err;
+      exists = false;
     }
+    if (exists) await api('PATCH', pathOf(o.kind, ns, o.metadata.name), o, 'application/merge-patch+json');
+    else await api('POST', pathOf(o.kind, ns), o);
+    out.push(`${o.kind.toLowerCase()}/${o.metadata.name} ${exists ? 'configured' : 'created'}`);
   }
   return out.join('\n');
 }
@@ -257,6 +264,11 @@ function render() {
     queued = false;
     const page = (location.hash || '#cluster').slice(1);
     if (page === 'apply' && $('#yaml') !== null) return; // do not wipe what is being typed
+    const focused = document.activeElement;
+    if (focused !== null && focused.tagName === 'INPUT' && $('#page').contains(focused)) {
+      setTimeout(render, 300); // typing a number: render once the field is left
+      return;
+    }
     const f = pages[page] ?? pages.cluster;
     const html = f();
     // Only when something shown changed: replacing the elements under the pointer would lose
@@ -279,6 +291,7 @@ async function followLog(id) {
   $('#logbox').innerHTML = `<h2>Log of ${esc(id)}</h2><pre class="log" id="log"></pre>`;
   try {
     const res = await fetch(`/api/v1/namespaces/${encodeURIComponent(ns)}/pods/${encodeURIComponent(name)}/log?follow=true&tailLines=200`, { headers: { authorization: `Bearer ${token}` }, signal: logAbort.signal });
+    if (!res.ok) throw new Error((await res.json().catch(() => ({}))).message ?? `HTTP ${res.status}`);
     const reader = res.body.getReader();
     const decoder = new TextDecoder();
     for (;;) {
@@ -300,7 +313,9 @@ document.addEventListener('click', async (ev) => {
   try {
     if (b.dataset.scale) {
       const [ns, name] = b.dataset.scale.split('/');
-      const replicas = Number(b.parentElement.querySelector('input').value);
+      const text = b.parentElement.querySelector('input').value.trim();
+      if (!/^\d+$/.test(text)) throw new Error(`replicas must be a whole number, not "${text}"`);
+      const replicas = Number(text);
       drafts.delete(b.dataset.scale);
       await api('PATCH', `/apis/apps/v1/namespaces/${encodeURIComponent(ns)}/deployments/${encodeURIComponent(name)}/scale`, { spec: { replicas } }, 'application/merge-patch+json');
     } else if (b.dataset.delete) {
@@ -326,15 +341,17 @@ async function start() {
   } catch (err) {
     $('#signin').hidden = false;
     $('#tabs').hidden = true;
-    $('#signin-error').textContent = token === '' ? '' : `The cluster refused that token: ${err.message}`;
+    $('#signin-error').textContent = token === '' ? '' : err.status === 401 ? `The cluster refused that token: ${err.message}` : `The cluster could not be asked (${err.message}); try again, or open the dashboard on another master`;
     return;
   }
   $('#signin').hidden = true;
   $('#tabs').hidden = false;
   $('#who').textContent = `signed in · served by ${location.host}`;
   followFor((location.hash || '#cluster').slice(1));
-  void pollCluster();
-  setInterval(pollCluster, 500);
+  if (!polling) {
+    polling = true;
+    void pollCluster();
+  }
   render();
 }
 

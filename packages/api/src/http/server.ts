@@ -321,7 +321,7 @@ export class ApiServer {
     const name = path === '/ui' ? 'index.html' : path.slice('/ui/'.length);
     const file = this.options.ui?.get(name);
     if (file === undefined) throw new ApiError('NotFound', this.options.ui === undefined ? 'this master serves no dashboard' : `the dashboard has no file ${JSON.stringify(name)}`);
-    res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.byteLength, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff' }).end(file.body);
+    res.writeHead(200, { 'content-type': file.type, 'content-length': file.body.byteLength, 'cache-control': 'no-cache', 'x-content-type-options': 'nosniff', 'content-security-policy': "default-src 'self'; frame-ancestors 'none'" }).end(file.body);
   }
 
   /** GET /flotilla/v1/cluster (any user): the masters' Raft status; POST …/transfer {to} (admin): hand leadership over. */

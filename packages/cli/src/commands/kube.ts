@@ -60,6 +60,8 @@ export async function get(args: readonly string[]): Promise<number> {
   if (output !== undefined && !['wide', 'json', 'yaml', 'name'].includes(output)) throw new UsageError(`unknown output format "${output}": use wide, json, yaml or name`, GET_USAGE);
   const kinds = positionals[0]!.split(',').map(resourceFor);
   const names = positionals.slice(1);
+  if (values.watch === true && (kinds.length !== 1 || names.length > 0 || (output !== undefined && output !== 'wide'))) throw new UsageError('-w watches one KIND as a table (no names, no -o json|yaml|name)', GET_USAGE);
+  let shown: Table | undefined;
   const all = values['all-namespaces'] === true;
   const namespace = all ? undefined : (values.namespace ?? 'default');
   const api = await KubeClient.connect(clusterFile(values.config), values.user);
@@ -77,6 +79,7 @@ export async function get(args: readonly string[]): Promise<number> {
         continue;
       }
       const table = await api.ok('GET', path, undefined, { accept: TABLE });
+      shown = table;
       printed += printTable(table, { wide: output === 'wide', namespaces: all && r.namespaced, prefix: kinds.length > 1 ? `${r.singular}${r.group === '' ? '' : `.${r.group}`}/` : '' });
     }
   }
@@ -87,8 +90,7 @@ export async function get(args: readonly string[]): Promise<number> {
     process.stderr.write(all || namespace === undefined ? 'No resources found\n' : `No resources found in ${namespace} namespace.\n`);
   }
   if (values.watch !== true) return 0;
-  if (kinds.length !== 1 || names.length > 0 || (output !== undefined && output !== 'wide')) throw new UsageError('-w watches one KIND as a table (no names, no -o json|yaml|name)', GET_USAGE);
-  return watchRows(api, kinds[0]!, namespace, query, { wide: output === 'wide', namespaces: all && kinds[0]!.namespaced, prefix: '' });
+  return watchRows(api, kinds[0]!, namespace, query, shown!, { wide: output === 'wide', namespaces: all && kinds[0]!.namespaced, prefix: '' });
 }
 
 /**
@@ -96,10 +98,12 @@ export async function get(args: readonly string[]): Promise<number> {
  * prints for the object now; a deleted object's last row). Runs until interrupted; the watch
  * resumes from its last resourceVersion on another master if its master goes away.
  */
-async function watchRows(api: KubeClient, r: ResourceInfo, namespace: string | undefined, query: string, o: { wide: boolean; namespaces: boolean; prefix: string }): Promise<number> {
+async function watchRows(api: KubeClient, r: ResourceInfo, namespace: string | undefined, query: string, first: Table, o: { wide: boolean; namespaces: boolean; prefix: string }): Promise<number> {
   const base = collection(r, r.namespaced ? namespace : undefined);
-  let rv = (await api.ok('GET', `${base}${query}`)).metadata.resourceVersion as string;
-  const last = new Map<string, Table>();
+  // From the table just printed: its revision, and each object's row (for when it is deleted).
+  let rv = first.metadata?.resourceVersion ?? '';
+  const rowKey = (m: { name?: string; namespace?: string } | undefined): string => `${m?.namespace ?? ''}/${m?.name ?? ''}`;
+  const last = new Map<string, Table>(first.rows.map((row) => [rowKey(row.object?.metadata), { ...first, rows: [row] }]));
   for (;;) {
     try {
       const res = await api.stream(`${base}?watch=true&resourceVersion=${rv}${query === '' ? '' : `&${query.slice(1)}`}`);
@@ -131,8 +135,9 @@ async function watchRows(api: KubeClient, r: ResourceInfo, namespace: string | u
 }
 
 interface Table {
+  metadata?: { resourceVersion?: string };
   columnDefinitions: { name: string; priority?: number }[];
-  rows: { cells: unknown[]; object?: { metadata?: { namespace?: string } } }[];
+  rows: { cells: unknown[]; object?: { metadata?: { name?: string; namespace?: string } } }[];
 }
 
 /** Prints a Table as kubectl does (upper-case headers, columns apart by 3 spaces); returns the rows printed. */

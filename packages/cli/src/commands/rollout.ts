@@ -22,8 +22,9 @@ export async function rollout(args: readonly string[]): Promise<number> {
   const path = `/apis/apps/v1/namespaces/${encodeURIComponent(ns)}/deployments/${encodeURIComponent(name)}`;
   const api = await KubeClient.connect(clusterFile(values.config), values.user);
   if (action === 'status') {
-    const timeout = values.timeout === undefined ? 300 : Number(values.timeout.replace(/s$/, ''));
-    if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout must be a number of seconds', ROLLOUT_USAGE);
+    const t = values.timeout === undefined ? undefined : /^(\d+(?:\.\d+)?)(s|m)?$/.exec(values.timeout);
+    const timeout = values.timeout === undefined ? 300 : t === null || t === undefined ? NaN : Number(t[1]) * (t[2] === 'm' ? 60 : 1);
+    if (!Number.isFinite(timeout) || timeout <= 0) throw new UsageError('--timeout must be a duration such as 90, 90s or 5m', ROLLOUT_USAGE);
     const deadline = Date.now() + timeout * 1000;
     let said = '';
     for (;;) {

@@ -94,6 +94,10 @@ export async function up(args: readonly string[]): Promise<number> {
             if (apis.length > 0) {
               say(`Kubernetes API: ${apis.join(' ')}`);
               say(`kubectl: npx flotilla kubeconfig --config ${file.path} > flotilla.kubeconfig && kubectl --kubeconfig flotilla.kubeconfig get nodes,pods -A`);
+              // Every master serves the dashboard; a page follows the master it came from.
+              say(`dashboard: ${apis.map((u) => `${u}/ui`).join(' ')}  (each master serves it; sign in with the admin token)`);
+              const admin = file.tokens.find((t) => t.role === 'admin');
+              if (admin !== undefined) say(`admin token: ${admin.token}`);
             }
             for (const w of file.workers) agents.push(startChild(w, 'agent', w.data, 'agent.log', ['--config', file.path, '--name', w.name]));
             if (agents.length === 0) say('Ctrl-C stops all masters');
@@ -112,7 +116,6 @@ export async function up(args: readonly string[]): Promise<number> {
 
 /** Waits until every worker's Node is Ready, then says how to use the cluster. */
 async function announceWorkers(file: ClusterFile, stopped: () => boolean): Promise<void> {
-  const admin = file.tokens.find((t) => t.role === 'admin');
   let api: KubeClient | undefined;
   const deadline = Date.now() + 60_000;
   while (!stopped()) {
@@ -133,9 +136,6 @@ async function announceWorkers(file: ClusterFile, stopped: () => boolean): Promi
   if (stopped()) return;
   const config = relative(process.cwd(), file.path) || file.path;
   say(`workers registered and Ready: ${file.workers.map((w) => w.name).join(', ')}`);
-  const ui = file.masters.map((m) => apiUrl(file, m)).find((u) => u !== undefined);
-  if (ui !== undefined) say(`dashboard: ${ui}/ui  (any master serves it; sign in with the admin token)`);
-  if (admin !== undefined) say(`admin token: ${admin.token}`);
   say('try:');
   say(`  npx flotilla apply -f examples/ --config ${config}`);
   say(`  npx flotilla get pods -o wide --config ${config}`);
