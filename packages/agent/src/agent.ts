@@ -132,11 +132,6 @@ export class Agent {
     }, RESYNC_MS);
   }
 
-  /** The master this agent is connected to now, if any. */
-  get connectedTo(): string | undefined {
-    return this.client.connectedTo;
-  }
-
   /**
    * Stops the agent: its pods' processes (each within its grace period, at most `podGraceCapMs`),
    * the proxy, the lease and the connection. Pod objects are left as they are: the node goes

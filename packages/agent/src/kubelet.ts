@@ -19,11 +19,6 @@ export class Kubelet {
     deps.runtime.onExit((info) => this.exited(info));
   }
 
-  /** Pods this kubelet is working on. */
-  get pods(): number {
-    return this.workers.size;
-  }
-
   podChanged(pod: Pod): void {
     const uid = pod.metadata.uid;
     if (uid === undefined || pod.spec.nodeName !== this.deps.nodeName || this.finished.has(uid)) return;

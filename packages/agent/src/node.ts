@@ -94,8 +94,6 @@ export class LeaseKeeper {
   private timer: NodeJS.Timeout | undefined;
   private busy = false;
   private failing = false;
-  /** When the last renewal was acknowledged (0: never). */
-  lastRenewed = 0;
 
   constructor(
     private readonly api: ApiClient,
@@ -129,7 +127,6 @@ export class LeaseKeeper {
       }
       if (this.failing) this.logger.info({}, 'renewing the node lease again');
       this.failing = false;
-      this.lastRenewed = Date.now();
     } catch (err) {
       if (!this.failing) this.logger.warn({ err: (err as Error).message }, 'could not renew the node lease; trying every second');
       this.failing = true;

@@ -158,11 +158,16 @@ export class PodWorker {
 
   /** A record for a container, taking over the latest run the runtime already has (after an agent restart). */
   private adopt(spec: Container): ContainerRecord {
-    const runs = this.deps.runtime.list().filter((c) => c.podUid === this.uid && c.containerName === spec.name);
+    const runs = this.runs(spec.name);
     const latest = runs[runs.length - 1];
     const reported = this.pod.status?.containerStatuses?.find((s) => s.name === spec.name);
     const rec: ContainerRecord = { spec, current: latest?.id, restartCount: reported?.restartCount ?? latest?.attempt ?? 0, backoffMs: 0, notBefore: 0, waiting: undefined, lastTerminated: reported?.lastState?.terminated, started: false, ready: false, probes: [], probedRun: undefined };
     return rec;
+  }
+
+  /** The runtime's containers of this pod (of one of its containers), oldest first. */
+  private runs(containerName?: string): ContainerInfo[] {
+    return this.deps.runtime.list().filter((c) => c.podUid === this.uid && (containerName === undefined || c.containerName === containerName));
   }
 
   private graceMs(): number {
@@ -219,7 +224,7 @@ export class PodWorker {
   private async start(rec: ContainerRecord, previous: ContainerInfo | undefined): Promise<void> {
     const spec = rec.spec;
     if (this.closed) return;
-    const attempt = Math.max(-1, ...this.deps.runtime.list().filter((c) => c.podUid === this.uid && c.containerName === spec.name).map((c) => c.attempt)) + 1;
+    const attempt = Math.max(-1, ...this.runs(spec.name).map((c) => c.attempt)) + 1;
     const env = this.envFor(spec);
     const limits = spec.resources?.limits;
     try {
@@ -247,8 +252,8 @@ export class PodWorker {
       const info = await this.deps.runtime.start(created.id);
       rec.waiting = undefined;
       // Runs before the previous one are of no more use (its log is `previous`): forget them.
-      for (const old of this.deps.runtime.list()) {
-        if (old.podUid === this.uid && old.containerName === spec.name && old.attempt < attempt - 1 && old.state === 'exited') await this.deps.runtime.remove(old.id);
+      for (const old of this.runs(spec.name)) {
+        if (old.attempt < attempt - 1 && old.state === 'exited') await this.deps.runtime.remove(old.id);
       }
       this.deps.event(this.pod, 'Normal', 'Started', `Started container ${spec.name}`);
       if (info.state === 'running') this.ensureProbes(rec, info);
@@ -377,14 +382,14 @@ export class PodWorker {
   }
 
   private async stopAll(graceMs: number): Promise<void> {
-    const runs = this.deps.runtime.list().filter((c) => c.podUid === this.uid && c.state !== 'exited');
+    const runs = this.runs().filter((c) => c.state !== 'exited');
     for (const rec of this.containers.values()) this.stopProbes(rec);
     await Promise.all(runs.map((c) => this.deps.runtime.stop(c.id, graceMs).catch(() => undefined)));
   }
 
   /** Deletion: stop every container within the grace period, then remove the pod object. */
   private async terminate(): Promise<void> {
-    const live = this.deps.runtime.list().some((c) => c.podUid === this.uid && c.state !== 'exited');
+    const live = this.runs().some((c) => c.state !== 'exited');
     if (live) {
       // The grace period counts from when this agent saw the deletion (the master's
       // deletionTimestamp is on another clock).
@@ -401,7 +406,7 @@ export class PodWorker {
       }
       this.gone = true;
     }
-    for (const c of this.deps.runtime.list().filter((x) => x.podUid === this.uid)) await this.deps.runtime.remove(c.id).catch(() => undefined);
+    for (const c of this.runs()) await this.deps.runtime.remove(c.id).catch(() => undefined);
     this.deps.ports.release(this.uid);
     this.closed = true;
     clearTimeout(this.timer);

@@ -20,7 +20,7 @@ export {
   type Requirement,
 } from './labels.ts';
 export { RESOURCES, findResource, resourceForKind, storeKey, apiVersionOf, type ResourceInfo } from './resources.ts';
-export { mergePatch, strategicMergePatch, jsonPatch, PatchError } from './patch.ts';
+export { mergePatch, strategicMergePatch, jsonPatch, PatchError, canonicalJson, sameJson } from './patch.ts';
 export { ObjectStore, encodeObject, decodeObject } from './objects.ts';
 export { ApiServer, MAX_BODY_BYTES, type ApiServerOptions, type ApiCall, type ApiResult } from './http/server.ts';
 export { AGENT_PATH } from './http/agents.ts';

@@ -211,3 +211,15 @@ function stripDirectives(v: unknown): unknown {
   for (const [k, x] of Object.entries(v)) if (!k.startsWith('$')) out[k] = stripDirectives(x);
   return out;
 }
+
+/** The same value with every object's keys sorted: JSON that compares equal whatever the key order. */
+export function canonicalJson(v: unknown): unknown {
+  if (Array.isArray(v)) return v.map(canonicalJson);
+  if (v === null || typeof v !== 'object') return v;
+  return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, x]) => [k, canonicalJson(x)]));
+}
+
+/** Equal as JSON whatever the order of keys. */
+export function sameJson(a: unknown, b: unknown): boolean {
+  return JSON.stringify(canonicalJson(a)) === JSON.stringify(canonicalJson(b));
+}

@@ -4,7 +4,7 @@
 // Service's ports resolved against each pod (to the host ports Flotilla's agent assigned, when
 // the pod reports them in status.portMappings). The key is the Service's namespace/name; pod
 // events enqueue the Services that select the pod (before and after the change).
-import { ApiError, fromLabelSelector, matches, WorkQueue, type EndpointAddress, type EndpointPort, type Endpoints, type EndpointSubset, type Informer, type Pod, type Service } from '@flotilla/api';
+import { ApiError, fromLabelSelector, matches, sameJson, WorkQueue, type EndpointAddress, type EndpointPort, type Endpoints, type EndpointSubset, type Informer, type Pod, type Service } from '@flotilla/api';
 import type { Controller, ControllerContext } from './context.ts';
 
 export interface EndpointsControllerOptions {
@@ -85,7 +85,8 @@ export class EndpointsController implements Controller {
       await this.ctx.client.create('endpoints', created);
       return;
     }
-    if (same(current.subsets ?? [], subsets) && same(current.metadata.labels ?? {}, labels)) return;
+    // (Compared whatever the key order: the stored copy need not keep ours.)
+    if (sameJson(current.subsets ?? [], subsets) && sameJson(current.metadata.labels ?? {}, labels)) return;
     const next = structuredClone(current);
     next.subsets = subsets;
     next.metadata.labels = labels;
@@ -192,13 +193,3 @@ function byIp(a: EndpointAddress, b: EndpointAddress): number {
   return ka < kb ? -1 : ka > kb ? 1 : 0;
 }
 
-/** Equal as JSON whatever the order of keys (the stored copy need not keep ours). */
-function same(a: unknown, b: unknown): boolean {
-  return JSON.stringify(canonical(a)) === JSON.stringify(canonical(b));
-}
-
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v === null || typeof v !== 'object') return v;
-  return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, x]) => [k, canonical(x)]));
-}

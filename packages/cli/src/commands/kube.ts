@@ -4,7 +4,7 @@
 import { readdirSync, readFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseAllDocuments, stringify } from 'yaml';
-import { RESOURCES, apiVersionOf, type ResourceInfo } from '@flotilla/api';
+import { RESOURCES, apiVersionOf, canonicalJson, type ResourceInfo } from '@flotilla/api';
 import { UsageError, parse } from '../args.ts';
 import { loadClusterFile, type ClusterFile } from '../cluster-file.ts';
 import { KubeClient } from '../kube-client.ts';
@@ -166,14 +166,7 @@ function paint(text: string, status: string | undefined): string {
 /** An object as apply compares it: without what every write changes. */
 function comparable(o: { metadata?: Record<string, unknown> }): unknown {
   const { resourceVersion: _rv, generation: _g, managedFields: _m, ...metadata } = o.metadata ?? {};
-  return canonical({ ...o, metadata });
-}
-
-/** The same value with object keys sorted, for comparing. */
-function canonical(v: unknown): unknown {
-  if (Array.isArray(v)) return v.map(canonical);
-  if (v === null || typeof v !== 'object') return v;
-  return Object.fromEntries(Object.entries(v as Record<string, unknown>).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)).map(([k, x]) => [k, canonical(x)]));
+  return canonicalJson({ ...o, metadata });
 }
 
 function cell(v: unknown): string {
