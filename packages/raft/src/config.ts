@@ -1,4 +1,5 @@
 import { RaftError } from './errors.ts';
+import { crc32c } from './checksum.ts';
 import type { RandomSource } from './rand.ts';
 import type { Storage } from './storage.ts';
 import type { NodeId } from './types.ts';
@@ -30,6 +31,15 @@ export interface RaftConfig {
   readonly disableProposalForwarding?: boolean;
   /** How many entries behind the commit index a learner may be and still be promoted. Default 64. */
   readonly learnerCatchUpLag?: number;
+  /**
+   * How far above our own term a peer's message may be and still be taken as it is (default
+   * 2^20). A term grows by one per election, so a bigger jump is no real election: the message
+   * is ignored and we only move our own term up by this much, so that no frame can push a
+   * member more than this towards the end of the term space (see Raft.stepTowards).
+   */
+  readonly maxTermStep?: number;
+  /** The checksum of snapshot chunks (default CRC-32C); every member must use the same function. */
+  readonly checksum?: (data: Uint8Array) => number;
 }
 
 export type ResolvedConfig = Required<RaftConfig>;
@@ -62,6 +72,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
   if (!Number.isSafeInteger(lag) || lag < 0) {
     throw new RaftError('invalid-config', `learnerCatchUpLag must be 0 or more, got ${lag}`);
   }
+  const maxTermStep = positiveInteger(config.maxTermStep ?? 2 ** 20, 'maxTermStep');
   return {
     id: config.id,
     storage: config.storage,
@@ -77,5 +88,7 @@ export function resolveConfig(config: RaftConfig): ResolvedConfig {
     snapshotChunkSize: positiveInteger(config.snapshotChunkSize ?? 1024 * 1024, 'snapshotChunkSize'),
     disableProposalForwarding: config.disableProposalForwarding ?? false,
     learnerCatchUpLag: lag,
+    maxTermStep,
+    checksum: config.checksum ?? crc32c,
   };
 }

@@ -8,7 +8,8 @@ export { RaftError, isRaftError, RAFT_ERROR_CODES, type RaftErrorCode } from './
 export { MemoryStorage, bootstrapState, entrySize, type Storage } from './storage.ts';
 export { SeededRandom, type RandomSource } from './rand.ts';
 export { validateMessage } from './validate.ts';
-export { NONE, MESSAGE_TYPES } from './types.ts';
+export { NONE, MAX_TERM, MESSAGE_TYPES } from './types.ts';
+export { crc32c } from './checksum.ts';
 export type {
   AppendMessage,
   AppendResponseMessage,

@@ -58,7 +58,8 @@ export interface SnapshotTransfer {
 
 /**
  * The leader's view of one follower's log (Figure 2's nextIndex/matchIndex, with etcd's flow
- * control). Invariant: 0 <= match < next.
+ * control). Invariant: 0 <= match < next. `match` only grows, except when the follower shows
+ * it lost acknowledged entries (lostEntries).
  * - probe: the follower's position is unknown; at most one append per heartbeat interval.
  * - replicate: the position is known; appends are pipelined up to the Inflights window.
  * - snapshot: the follower needs a snapshot; appends wait until it is installed.
@@ -137,6 +138,17 @@ export class Progress {
     this.next = Math.max(this.next, index + 1);
     this.probeSent = false;
     return true;
+  }
+
+  /**
+   * The follower reported a log that ends at `lastIndex`, before `match`: it lost entries it
+   * had acknowledged. Forget the match (it is counted towards no commit until it acknowledges
+   * again) and probe from its last entry. This is the one way `match` moves back.
+   */
+  lostEntries(lastIndex: number): void {
+    this.resetState('probe');
+    this.match = 0;
+    this.next = lastIndex + 1;
   }
 
   /**

@@ -25,7 +25,7 @@ import type {
   SnapshotResponseMessage,
   VoteMessage,
 } from './types.ts';
-import { NONE } from './types.ts';
+import { MAX_TERM, NONE } from './types.ts';
 import { validateMessage } from './validate.ts';
 
 /** A message before `send` stamps it with this node's id and (unless given) its term. */
@@ -89,6 +89,9 @@ export class Raft {
   /** Reads that arrived before this leader committed an entry of its own term (thesis §6.4). */
   private pendingReadRequests: { ctx: string; from: NodeId }[] = [];
   private readonly snapshotReceiver = new SnapshotReceiver();
+
+  /** Set by the host when this node must never lead (its state machine is damaged): why. */
+  private campaignsRefused: string | undefined;
 
   private stepRole: (m: Message) => void = this.stepFollower;
   private tickRole: () => void = this.tickElection;
@@ -225,9 +228,20 @@ export class Raft {
     }
   }
 
-  /** Whether this node may become leader: it is a voter and is not installing a snapshot. */
+  /**
+   * Whether this node may become leader: it is a voter, is not installing a snapshot, and its
+   * host has not ruled it out (refuseCampaigns).
+   */
   promotable(): boolean {
-    return this.membership.voters.has(this.id) && this.log.unstable.snapshot === undefined;
+    return this.membership.voters.has(this.id) && this.log.unstable.snapshot === undefined && this.campaignsRefused === undefined;
+  }
+
+  /**
+   * The host found this node's state machine damaged: it goes on voting and replicating (its
+   * log is sound), but never campaigns again, even when asked to take over by a transfer.
+   */
+  refuseCampaigns(reason: string): void {
+    this.campaignsRefused = reason;
   }
 
   /**
@@ -251,6 +265,8 @@ export class Raft {
 
   private hup(reason: 'election' | 'transfer'): void {
     if (this.role === 'leader' || !this.promotable()) return;
+    // The term after ours must be one every peer accepts (see MAX_TERM).
+    if (this.term >= MAX_TERM) return;
     // A committed but unapplied membership change would make us count votes against the
     // wrong configuration; wait until the host has applied it (as etcd does).
     if (this.hasUnappliedConfChange()) return;
@@ -317,6 +333,10 @@ export class Raft {
         const inLease = this.cfg.checkQuorum && this.leader !== NONE && this.electionElapsed < this.cfg.electionTick;
         if (inLease && !m.transfer) return;
       }
+      if (m.term - this.term > this.cfg.maxTermStep) {
+        this.stepTowards();
+        return;
+      }
       if (m.type === 'preVote' || (m.type === 'preVoteResponse' && !m.reject)) {
         // A pre-vote changes no term; a granted pre-vote reply carries the term we would
         // campaign in and is counted below.
@@ -343,6 +363,19 @@ export class Raft {
     }
     if (m.type === 'voteResponse' || m.type === 'preVoteResponse') this.maybeAdoptCommit(m.commit, m.commitTerm);
     this.stepRole(m);
+  }
+
+  /**
+   * A message from a term more than maxTermStep ahead of ours. A term grows by one per
+   * election, so no real election put its sender there: the frame is damaged or hostile, or
+   * its sender was itself pushed ahead by one. Adopting the term could move the cluster to the
+   * end of the term space in one frame, from where it could never elect again (issue 11), so
+   * the message is ignored. But we do move our own term up by maxTermStep (always safe: we
+   * have voted in no term past ours), so a member that really is far ahead is reached within
+   * a few rounds, as is a cluster that moved on while we were away.
+   */
+  private stepTowards(): void {
+    this.becomeFollower(this.term + this.cfg.maxTermStep, NONE);
   }
 
   private handleVoteRequest(m: VoteMessage): void {
@@ -493,15 +526,24 @@ export class Raft {
   }
 
   private handleHeartbeat(m: HeartbeatMessage): void {
-    // The leader never claims more than we acknowledged, which we had persisted.
+    // The leader never claims more than we acknowledged. If that is beyond our log, our disk
+    // lost entries we had persisted (it was damaged, or restored from an older copy): we
+    // commit nothing and tell the leader where our log really ends, so it sends the rest.
     if (m.commit > this.log.lastIndex()) {
-      throw new RaftError('invalid-message', `heartbeat commit ${m.commit} is beyond our log end ${this.log.lastIndex()}`);
+      const last = this.log.lastIndex();
+      this.send({ type: 'appendResponse', to: m.from, index: m.commit, reject: true, rejectHint: last, logTerm: this.log.lastTerm() });
+      return;
     }
     this.log.commitTo(m.commit);
     this.send({ type: 'heartbeatResponse', to: m.from, readSeq: m.readSeq, commit: this.log.committed });
   }
 
   private handleSnapshotChunk(m: SnapshotMessage): void {
+    if (this.cfg.checksum(m.data) !== m.checksum) {
+      // Damaged on the way: answer as for a lost chunk, with what we hold, and it is resent.
+      this.send({ type: 'snapshotResponse', to: m.from, snapshotIndex: m.metadata.index, offset: m.offset, received: this.snapshotReceiver.held(m) });
+      return;
+    }
     if (m.metadata.index <= this.log.committed) {
       // We already have everything it covers: tell the leader where we are.
       this.snapshotReceiver.reset();
@@ -676,13 +718,15 @@ export class Raft {
     if (transfer === undefined) return;
     const { data, metadata } = transfer.snapshot;
     const end = Math.min(transfer.acked + this.cfg.snapshotChunkSize, data.byteLength);
+    const chunk = data.subarray(transfer.acked, end);
     this.send({
       type: 'snapshot',
       to,
       metadata,
       offset: transfer.acked,
-      data: data.subarray(transfer.acked, end),
+      data: chunk,
       done: end === data.byteLength,
+      checksum: this.cfg.checksum(chunk),
     });
   }
 
@@ -711,6 +755,17 @@ export class Raft {
     pr.recentActive = true;
 
     if (m.reject) {
+      if (m.rejectHint < pr.match) {
+        // The follower's log ends before what it acknowledged in this term: its disk lost
+        // entries (damaged, or restored from an older copy). A healthy follower never does
+        // this, since within one term it only ever gains this leader's entries. Believe it:
+        // forget the match and probe from where its log really ends (a snapshot if needed).
+        // A reordered or duplicated old rejection can look the same; it costs a probe round,
+        // never safety, since a lower match only holds back commits.
+        pr.lostEntries(m.rejectHint);
+        this.sendAppend(m.from, true);
+        return;
+      }
       // Fast back-off (§5.3): skip to the follower's hint, or past the whole term it lacks.
       let nextProbe = m.rejectHint;
       if (m.logTerm > 0) nextProbe = this.log.findConflictByTerm(m.rejectHint, m.logTerm).index;

@@ -61,6 +61,11 @@ export class RawNode {
     this.raft.leaderUnreachable();
   }
 
+  /** From now on this node never campaigns (its host found its state damaged); it still votes. */
+  refuseCampaigns(reason: string): void {
+    this.raft.refuseCampaigns(reason);
+  }
+
   /** Starts an election now instead of waiting for the election timeout. */
   campaign(): void {
     this.raft.campaignNow();

@@ -37,6 +37,12 @@ export class SnapshotReceiver {
     return { kind: 'complete', snapshot: { metadata: m.metadata, data: concat(c.chunks, c.received) } };
   }
 
+  /** Bytes held of the snapshot `m` belongs to (0 when another or none is in progress). */
+  held(m: SnapshotMessage): number {
+    const c = this.current;
+    return c !== undefined && c.leaderTerm === m.term && c.metadata.index === m.metadata.index && c.metadata.term === m.metadata.term ? c.received : 0;
+  }
+
   reset(): void {
     this.current = undefined;
   }

@@ -2,11 +2,23 @@
 // snapshots and the Ready batch. Every type here is plain data so the host can encode it
 // (packages/wire uses msgpackr) and store it (packages/store uses level) without adapters.
 
-/** A member's name, e.g. "m1". Stable for the life of the member; never reused after removal. */
+/**
+ * A member's name, e.g. "m1". Raft itself never sees a name reused; a host that lets a removed
+ * member come back under its old name (empty, as a new member) must tell the incarnations
+ * apart itself (packages/store does, with the member id in its data directory).
+ */
 export type NodeId = string;
 
 /** Marks "no node" in `vote` and `leader`, as etcd's `None`. */
 export const NONE: NodeId = '';
+
+/**
+ * The largest term a message may carry, and the last one a node campaigns in. Terms are
+ * JavaScript numbers: keeping them a long way below 2^53 means `term + 1` is always exact,
+ * and since peers may only step a bounded amount above us (RaftConfig.maxTermStep), no
+ * frame can carry the cluster to a term from which it could never elect again.
+ */
+export const MAX_TERM = 2 ** 52;
 
 /**
  * One membership change, applied one server at a time (thesis §4.1): a change is appended only
@@ -151,6 +163,8 @@ export interface SnapshotMessage extends MessageBase {
   readonly offset: number;
   readonly data: Uint8Array;
   readonly done: boolean;
+  /** RaftConfig.checksum of `data`: a chunk that does not match is treated as never received. */
+  readonly checksum: number;
 }
 
 /**

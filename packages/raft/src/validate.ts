@@ -1,6 +1,6 @@
 import { RaftError } from './errors.ts';
 import type { ConfChange, Message, Proposal, SnapshotMetadata } from './types.ts';
-import { MESSAGE_TYPES } from './types.ts';
+import { MAX_TERM, MESSAGE_TYPES } from './types.ts';
 
 // A peer's bytes are decoded by the host, so step() cannot trust their shape. These checks are
 // structural and cheap; checks that need the log (an index beyond it, a commit that would
@@ -24,6 +24,13 @@ function index(m: Fields, field: string, where: string): number {
   if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0) {
     fail(`${where}: ${field} must be a non-negative integer, got ${describe(v)}`);
   }
+  return v;
+}
+
+/** A term: an index that is also at most MAX_TERM, so that term + 1 stays exact. */
+function term(m: Fields, field: string, where: string): number {
+  const v = index(m, field, where);
+  if (v > MAX_TERM) fail(`${where}: ${field} ${v} is beyond the largest term a cluster uses (${MAX_TERM})`);
   return v;
 }
 
@@ -74,18 +81,18 @@ function checkEntries(m: Fields, where: string): void {
   const entries = m['entries'];
   if (!Array.isArray(entries)) fail(`${where}: entries must be an array, got ${describe(entries)}`);
   const prevIndex = m['index'] as number;
-  const term = m['term'] as number;
+  const messageTerm = m['term'] as number;
   let prevTerm = m['logTerm'] as number;
   for (let i = 0; i < entries.length; i++) {
     const e: unknown = entries[i];
     const at = `${where} entry ${i}`;
     if (!isObject(e)) fail(`${at} must be an object, got ${describe(e)}`);
     const entryIndex = index(e, 'index', at);
-    const entryTerm = index(e, 'term', at);
+    const entryTerm = term(e, 'term', at);
     if (entryIndex !== prevIndex + 1 + i) fail(`${at}: index ${entryIndex} does not follow ${prevIndex + i}`);
     // Terms in a log never decrease, and no leader sends entries from a term after its own.
-    if (entryTerm < prevTerm || entryTerm > term || entryTerm === 0) {
-      fail(`${at}: term ${entryTerm} is out of order (previous ${prevTerm}, message term ${term})`);
+    if (entryTerm < prevTerm || entryTerm > messageTerm || entryTerm === 0) {
+      fail(`${at}: term ${entryTerm} is out of order (previous ${prevTerm}, message term ${messageTerm})`);
     }
     prevTerm = entryTerm;
     checkProposal(e, at);
@@ -95,7 +102,7 @@ function checkEntries(m: Fields, where: string): void {
 function checkMetadata(v: unknown, where: string): asserts v is SnapshotMetadata {
   if (!isObject(v)) fail(`${where}: metadata must be an object, got ${describe(v)}`);
   index(v, 'index', `${where} metadata`);
-  index(v, 'term', `${where} metadata`);
+  term(v, 'term', `${where} metadata`);
   const cs = v['confState'];
   if (!isObject(cs)) fail(`${where}: metadata.confState must be an object, got ${describe(cs)}`);
   for (const field of ['voters', 'learners'] as const) {
@@ -119,11 +126,11 @@ export function validateMessage(m: unknown, self: string): asserts m is Message 
   const to = nodeId(m, 'to', where);
   if (to !== self) fail(`${where} is addressed to ${to}, not to ${self}`);
   if (from === self) fail(`${where} claims to come from this node (${self}) itself`);
-  index(m, 'term', where);
+  term(m, 'term', where);
   switch (type as Message['type']) {
     case 'append':
       index(m, 'index', where);
-      index(m, 'logTerm', where);
+      term(m, 'logTerm', where);
       index(m, 'commit', where);
       if ((m['logTerm'] as number) > (m['term'] as number)) fail(`${where}: logTerm is after the message term`);
       checkEntries(m, where);
@@ -131,7 +138,7 @@ export function validateMessage(m: unknown, self: string): asserts m is Message 
     case 'appendResponse':
       index(m, 'index', where);
       index(m, 'rejectHint', where);
-      index(m, 'logTerm', where);
+      term(m, 'logTerm', where);
       flag(m, 'reject', where);
       return;
     case 'heartbeat':
@@ -145,20 +152,21 @@ export function validateMessage(m: unknown, self: string): asserts m is Message 
     case 'vote':
     case 'preVote':
       index(m, 'index', where);
-      index(m, 'logTerm', where);
+      term(m, 'logTerm', where);
       flag(m, 'transfer', where);
       return;
     case 'voteResponse':
     case 'preVoteResponse':
       flag(m, 'reject', where);
       index(m, 'commit', where);
-      index(m, 'commitTerm', where);
+      term(m, 'commitTerm', where);
       return;
     case 'snapshot': {
       checkMetadata(m['metadata'], where);
       index(m, 'offset', where);
       flag(m, 'done', where);
       if (!(m['data'] instanceof Uint8Array)) fail(`${where}: data must be bytes, got ${describe(m['data'])}`);
+      if (!(Number.isInteger(m['checksum']) && (m['checksum'] as number) >= 0 && (m['checksum'] as number) <= 0xffffffff)) fail(`${where}: checksum must be an unsigned 32-bit integer, got ${describe(m['checksum'])}`);
       return;
     }
     case 'snapshotResponse':

@@ -3,8 +3,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { RaftError, type Message } from '@flotilla/raft';
-import { TestNet, bytes, type TestNode } from './harness.ts';
+import { MAX_TERM, RaftError, type Message } from '@flotilla/raft';
+import { ELECTION, TestNet, bytes, type TestNode } from './harness.ts';
 
 const ids3 = ['n1', 'n2', 'n3'];
 
@@ -44,7 +44,10 @@ const malformed: [string, unknown][] = [
   ['snapshot without membership', { type: 'snapshot', from: 'n1', to: 'n2', term: 2, metadata: { index: 9, term: 2 }, offset: 0, data: bytes('x'), done: true }],
   ['empty forwarded proposal', { type: 'propose', from: 'n3', to: 'n2', term: 2, proposals: [] }],
   ['vote without transfer flag', { type: 'vote', from: 'n3', to: 'n2', term: 3, index: 5, logTerm: 2 }],
-  ['heartbeat commit beyond the log', { ...valid, commit: 99 }],
+  ['term beyond the largest a cluster uses', { ...valid, term: MAX_TERM + 1 }],
+  ['term not a safe integer', { ...valid, term: 2 ** 53 }],
+  ['snapshot chunk without a checksum', { type: 'snapshot', from: 'n1', to: 'n2', term: 2, metadata: { index: 9, term: 2, confState: { voters: ['n1'], learners: [] } }, offset: 0, data: bytes('x'), done: true }],
+  ['a term far beyond ours (issue 11: heartbeat at 2^53 - 1)', { ...valid, term: Number.MAX_SAFE_INTEGER }],
 ];
 
 test('malformed messages are rejected with RaftError invalid-message and change nothing', () => {
@@ -78,6 +81,82 @@ test('on the leader: an acknowledgement beyond its log is rejected; one from a n
   assert.equal(fingerprint(n1), before);
 });
 
+test('a heartbeat claiming a commit beyond our log is answered with where our log ends, and commits nothing', () => {
+  // The leader never claims more than we acknowledged: we lost entries we had persisted.
+  const net = leaderNet();
+  const n2 = net.node('n2');
+  const commit = n2.commit;
+  n2.raw.step({ ...valid, commit: 99 });
+  const out = n2.flush();
+  assert.equal(n2.commit, commit, 'nothing committed');
+  assert.deepEqual(
+    out.map((m) => m.type === 'appendResponse' && [m.to, m.reject, m.rejectHint]),
+    [['n1', true, n2.lastIndex]],
+    'a rejection naming our real last index',
+  );
+});
+
+test('a frame more than maxTermStep ahead is ignored: the receiver only moves its own term up by the step', () => {
+  const net = leaderNet();
+  const n2 = net.node('n2');
+  const log = n2.terms();
+  n2.raw.step({ type: 'append', from: 'n1', to: 'n2', term: 2 + 2 ** 20 + 5, index: 5, logTerm: 2, entries: [{ index: 6, term: 2 + 2 ** 20 + 5, type: 'normal', data: bytes('forged') }], commit: 6 });
+  n2.flush();
+  assert.equal(n2.term, 2 + 2 ** 20, 'one step up, not to the claimed term');
+  assert.equal(n2.core.leader, '', 'the sender is not taken for leader');
+  assert.deepEqual(n2.terms(), log, 'nothing appended');
+});
+
+test('a member that jumps a bounded step ahead is followed; the cluster elects again after it', () => {
+  const net = leaderNet();
+  // 1000 terms ahead is far, but possible for a member that campaigned alone for long
+  // without pre-vote: it is believed, forces an election, and the cluster carries on.
+  net.node('n2').raw.step({ type: 'heartbeat', from: 'n3', to: 'n2', term: 1002, commit: 0, readSeq: 0 });
+  net.deliver(net.node('n2').flush());
+  assert.equal(net.node('n2').term, 1002);
+  const top = (): number => Math.max(...[...net.nodes.values()].map((n) => n.term));
+  for (let i = 0; i < 10 * ELECTION && net.leader()?.term !== top(); i++) net.tickAll();
+  const leader = net.leader();
+  assert.ok(leader !== undefined && leader.term >= 1002, `a leader at term ${leader?.term}`);
+  net.propose(leader.id, 'after');
+  assert.ok(net.node('n1').appliedValues().includes('after'));
+});
+
+test('a node at the largest term does not campaign, so no term arithmetic can go past it', () => {
+  const net = TestNet.create(['n1']);
+  const n1 = net.node('n1');
+  n1.storage.setHardState({ term: MAX_TERM, vote: '', commit: 1 });
+  const fresh = net.restart('n1');
+  net.tick('n1', 4 * ELECTION);
+  assert.equal(fresh.role, 'follower');
+  assert.equal(fresh.term, MAX_TERM);
+});
+
+test('without the bound on term steps, a frame at the largest term leaves a cluster that can never elect (the check bites)', () => {
+  for (const maxTermStep of [2 ** 32, Number.MAX_SAFE_INTEGER]) {
+    const net = TestNet.create(ids3, { maxTermStep, preVote: true, checkQuorum: true });
+    net.campaign('n1');
+    net.propose('n1', 'x');
+    for (const id of ids3) {
+      try {
+        net.node(id).raw.step({ type: 'heartbeat', from: id === 'n1' ? 'n2' : 'n1', to: id, term: MAX_TERM, commit: 0, readSeq: 0 });
+      } catch (err) {
+        if (!(err instanceof RaftError)) throw err;
+      }
+      net.deliver(net.node(id).flush());
+    }
+    let elected = false;
+    for (let i = 0; i < 20 * ELECTION && !elected; i++) {
+      net.tickAll();
+      const top = Math.max(...[...net.nodes.values()].map((n) => n.term));
+      const leader = net.leader();
+      elected = leader !== undefined && leader.term === top && leader.term < MAX_TERM;
+    }
+    if (maxTermStep === 2 ** 32) assert.ok(elected, 'with the bound: refused, and a leader rules');
+    else assert.ok(!elected, 'without it: every node is stuck at a term it cannot leave');
+  }
+});
+
 test('stale messages (older term, old replies) are ignored without error', () => {
   const net = leaderNet();
   net.campaign('n2'); // term 3
@@ -103,7 +182,7 @@ test('any junk or mutated message gives at most a RaftError, and the cluster kee
       type: fc.constantFrom('append', 'appendResponse', 'heartbeat', 'heartbeatResponse', 'vote', 'preVote', 'voteResponse', 'preVoteResponse', 'snapshot', 'snapshotResponse', 'timeoutNow', 'readIndex', 'readIndexResponse', 'propose'),
       from: fc.constantFrom('n1', 'n2', 'n3', 'n9', ''),
       to: fc.constantFrom('n2', 'n1'),
-      term: fc.oneof(fc.nat({ max: 5 }), fc.double(), fc.string()),
+      term: fc.oneof(fc.nat({ max: 5 }), fc.double(), fc.string(), fc.constantFrom(1000, 2 ** 32 + 3, MAX_TERM - 1, MAX_TERM, Number.MAX_SAFE_INTEGER)),
       index: fc.oneof(fc.nat({ max: 10 }), fc.constant(-1)),
       logTerm: fc.nat({ max: 5 }),
       commit: fc.nat({ max: 10 }),

@@ -1,7 +1,7 @@
 // Log compaction and InstallSnapshot (§7), sent in chunks.
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { RaftError, type SnapshotMessage } from '@flotilla/raft';
+import { RaftError, crc32c, type SnapshotMessage } from '@flotilla/raft';
 import { TestNet, bytes, type TestNode } from './harness.ts';
 
 const ids3 = ['n1', 'n2', 'n3'];
@@ -74,7 +74,7 @@ test('§7 a follower whose log already holds the snapshot\'s last entry keeps it
   net.propose('n1', 'x');
   const n2 = net.node('n2');
   const s = net.node('n1').raw.snapshotPoint();
-  n2.raw.step({ type: 'snapshot', from: 'n1', to: 'n2', term: 2, metadata: s, offset: 0, data: bytes('ignored'), done: true });
+  n2.raw.step({ type: 'snapshot', from: 'n1', to: 'n2', term: 2, metadata: s, offset: 0, data: bytes('ignored'), done: true, checksum: crc32c(bytes('ignored')) });
   n2.flush();
   assert.equal(n2.installed, undefined);
   assert.deepEqual(n2.terms(), net.node('n1').terms());
