@@ -179,7 +179,7 @@ test('flotilla up starts every master, reports the leader, status shows them, an
     assert.equal(parsed.masters.filter((m) => m.role === 'leader').length, 1);
     assert.equal(new Set(parsed.masters.map((m) => m.leader)).size, 1, 'all follow the same leader');
     const table = await flotilla('status', '--config', file);
-    assert.match(table.stdout, /^NAME\s+REACHABLE\s+ROLE\s+TERM\s+LEADER\s+COMMIT\s+APPLIED\s+LOG$/m);
+    assert.match(table.stdout, /^NAME\s+REACHABLE\s+ROLE\s+TERM\s+LEADER\s+COMMIT\s+APPLIED\s+LOG\s+SERVING\s+ALARMS$/m);
     const exited = new Promise<number | null>((r) => up.once('exit', (code) => r(code)));
     up.kill('SIGINT');
     assert.equal(await exited, 0);

@@ -369,8 +369,8 @@ export class ProcessCluster {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const s = await this.statuses();
-      if (s.every((x) => x.reachable && x.appliedIndex === s[0]!.appliedIndex && x.appliedHash === s[0]!.appliedHash)) return s;
-      if (Date.now() > deadline) throw new Error(`masters did not converge: ${JSON.stringify(s.map((x) => [x.name, x.reachable, x.appliedIndex, x.appliedHash?.slice(0, 8)]))}`);
+      if (s.every((x) => x.reachable && x.serving && x.appliedIndex === s[0]!.appliedIndex && x.appliedHash === s[0]!.appliedHash)) return s;
+      if (Date.now() > deadline) throw new Error(`masters did not converge: ${JSON.stringify(s.map((x) => [x.name, x.reachable, x.appliedIndex, x.appliedHash?.slice(0, 8), x.serving ? 'serving' : x.notServing]))}`);
       await new Promise((r) => setTimeout(r, 100));
     }
   }

@@ -46,7 +46,8 @@ async function retry<T>(what: string, logger: Logger, fn: () => Promise<T>): Pro
     try {
       return await fn();
     } catch (err) {
-      if (!(isKvError(err) && ['timeout', 'unavailable', 'not-leader'].includes(err.code)) && !(err instanceof ApiError && err.reason === 'ServiceUnavailable')) throw err;
+      // A CORRUPT store keeps the master up (its status says why it does not serve), so wait.
+      if (!(isKvError(err) && ['timeout', 'unavailable', 'not-leader', 'corrupt'].includes(err.code)) && !(err instanceof ApiError && err.reason === 'ServiceUnavailable')) throw err;
       if (attempt % 10 === 9) logger.warn({ err: (err as Error).message }, `still waiting for the cluster to ${what}`);
       await new Promise((r) => setTimeout(r, 200));
     }

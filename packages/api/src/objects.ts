@@ -73,6 +73,11 @@ function storeError(err: unknown): ApiError {
       case 'fenced':
         // Not a Conflict: nothing should re-read and retry it; the loop that made it is ending.
         return new ApiError('ServiceUnavailable', `this master no longer leads in the term the request was made for (${err.message})`);
+      case 'corrupt':
+        return new ApiError('ServiceUnavailable', `this master does not serve: its data is damaged (${err.message}); use another master`, { retryAfterSeconds: 1 });
+      case 'no-space':
+        // What kube-apiserver answers when etcd says "mvcc: database space exceeded".
+        return new ApiError('InternalError', err.message);
       case 'future-revision':
         return new ApiError('Timeout', `too large resource version: ${err.message}`, { retryAfterSeconds: 1 });
       default:

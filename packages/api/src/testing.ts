@@ -22,7 +22,7 @@ export interface TestApi {
 }
 
 
-export async function startTestApi(options: { logger?: Logger; fenced?: boolean } = {}): Promise<TestApi> {
+export async function startTestApi(options: { logger?: Logger; fenced?: boolean; quotaBytes?: number } = {}): Promise<TestApi> {
   const dir = mkdtempSync(join(tmpdir(), 'flotilla-api-'));
   const logger = options.logger ?? silentLogger;
   const port = await freePort();
@@ -37,9 +37,10 @@ export async function startTestApi(options: { logger?: Logger; fenced?: boolean 
     tickMs: 10,
     electionTicks: 10,
     heartbeatTicks: 1,
+    ...(options.quotaBytes === undefined ? {} : { quotaBytes: options.quotaBytes }),
   });
   const deadline = Date.now() + 10_000;
-  while (!node.leadership().isLeader) {
+  while (!node.leadership().isLeader || node.notServing() !== undefined) {
     if (Date.now() > deadline) throw new Error('the test store did not elect itself within 10 s');
     await new Promise((r) => setTimeout(r, 5));
   }

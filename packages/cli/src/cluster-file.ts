@@ -17,8 +17,8 @@ import { parse, YAMLParseError } from 'yaml';
  *     - { name: m1, peer: 127.0.0.1:7101, client: 127.0.0.1:7201, api: 127.0.0.1:9101, data: ../.data/three/m1 }
  *
  * Optional: `insecureHttp: true` (serve the API over plain HTTP: throwaway clusters only),
- * `store: { historyRevisions: N }` (revisions kept for watches and paged lists, default
- * 20,000), `apiServer: { maxRequestsInFlight: N, maxMutatingRequestsInFlight: M }` (requests
+ * `store: { historyRevisions: N, quotaBytes: B }` (revisions kept for watches and paged lists,
+ * default 20,000; the most data the store keeps, default 2 GiB or a fifth of the data disk), `apiServer: { maxRequestsInFlight: N, maxMutatingRequestsInFlight: M }` (requests
  * each master's API serves at once before answering 429, default 400 reads and 200 changes, as
  * Kubernetes), `nodeLifecycle: { gracePeriodSeconds: 5, evictionSeconds: 5 }` (a node whose
  * Lease is not renewed for the grace period is marked unreachable; its pods are deleted and
@@ -84,6 +84,11 @@ export interface StoreTuning {
    * auto-compaction): a watch or continue token older than this gets 410 Gone.
    */
   readonly historyRevisions: number;
+  /**
+   * The most data the store keeps, in bytes (etcd's --quota-backend-bytes); 0 (the default)
+   * picks it on each master from its data directory's disk (see defaultQuota).
+   */
+  readonly quotaBytes: number;
 }
 
 export interface ApiToken {
@@ -313,7 +318,20 @@ function numbers<K extends string>(v: unknown, section: string, fields: NumberFi
 }
 
 function storeTuning(v: unknown, fail: (m: string) => never): StoreTuning {
-  return numbers(v, 'store', { historyRevisions: { default: 20_000, min: 100, max: 10_000_000, integer: true } }, fail);
+  const t = numbers(v, 'store', { historyRevisions: { default: 20_000, min: 100, max: 10_000_000, integer: true }, quotaBytes: { default: 0, min: 0, max: 2 ** 46, integer: true } }, fail);
+  if (t.quotaBytes > 0 && t.quotaBytes < MIN_QUOTA) fail(`store.quotaBytes must be 0 (chosen from the disk) or at least ${MIN_QUOTA} (1 MiB)`);
+  return t;
+}
+
+const MIN_QUOTA = 1024 * 1024;
+
+/**
+ * The quota a master uses when the file gives none: etcd's default of 2 GiB, but never more
+ * than a fifth of the data directory's file system, since the disk also holds the log since the
+ * last snapshot, the snapshot being replaced and LevelDB's compactions while it runs.
+ */
+export function defaultQuota(fileSystemBytes: number): number {
+  return Math.max(MIN_QUOTA, Math.min(2 * 1024 ** 3, Math.floor(fileSystemBytes / 5)));
 }
 
 function apiServerTuning(v: unknown, fail: (m: string) => never): ApiServerTuning {

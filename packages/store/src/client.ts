@@ -278,7 +278,7 @@ export class KvClient {
         ep.watchFrames.delete(id);
         current = undefined;
         if (cancelled || err === undefined) return;
-        if (err.code !== 'unavailable' && err.code !== 'slow-consumer' && err.code !== 'closed') {
+        if (err.code !== 'unavailable' && err.code !== 'slow-consumer' && err.code !== 'closed' && err.code !== 'corrupt') {
           finish(err);
           return;
         }
@@ -325,7 +325,9 @@ export class KvClient {
       } catch (err) {
         if (!isKvError(err)) throw err;
         last = err;
-        if (err.code === 'not-leader' || err.code === 'unavailable' || err.code === 'timeout') {
+        // A master that cannot serve now (shutting down, checking its state, its disk full,
+        // CORRUPT) did nothing with the request: another may serve it.
+        if (err.code === 'not-leader' || err.code === 'unavailable' || err.code === 'timeout' || err.code === 'corrupt') {
           if (err.leader !== undefined) this.leaderName = err.leader;
           continue;
         }

@@ -3,9 +3,13 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import type { Entry, HardState, Snapshot } from '@flotilla/raft';
-import { KvError } from './errors.ts';
+import { KvError, isKvError } from './errors.ts';
+import { seal, unseal } from './integrity.ts';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
+
+/** The kind byte of a sealed record on disk (see integrity.ts). */
+const RECORD = 0;
 
 const HARD_STATE = 'hardstate';
 const SNAPSHOT = 'snapshot';
@@ -19,87 +23,125 @@ export interface LoadedState {
   readonly snapshot: Snapshot | undefined;
   /** The log after the snapshot, in order, contiguous. */
   readonly entries: Entry[];
+  /** Other records (the data directory's identity, its peers), by key. */
+  readonly records: ReadonlyMap<string, unknown>;
 }
 
+type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
+
 /**
- * The durable half of a master's Raft state, in level: the hard state, the log and the latest
- * snapshot. Writes the host must not acknowledge before they are on disk go through one
- * batch with `sync: true` (an fsync), so many proposals share one fsync (group commit).
+ * The durable half of a master's Raft state, in level: the hard state, the log, the latest
+ * snapshot, and a few records of the host's (its identity). Writes the host must not
+ * acknowledge before they are on disk go through one batch with `sync: true` (an fsync), so
+ * many proposals share one fsync (group commit).
+ *
+ * Every value is sealed with a checksum (integrity.ts) and checked whenever it is read back,
+ * with the key it was stored under: LevelDB, as level opens it, does not verify its own block
+ * checksums on reads, so a changed byte in a table file would otherwise come back as data.
  */
 export class DiskLog {
   /** Index range of the entries on disk: [first, last]; empty when last < first. */
   private first = 1;
   private last = 0;
+  /** Bytes of entries written since the last snapshot (for snapshots by size). */
+  private entryBytes = 0;
 
-  private constructor(private readonly db: Level<string, Uint8Array>) {}
+  private constructor(
+    private readonly dir: string,
+    private db: Level<string, Uint8Array>,
+  ) {}
 
-  /** Opens (creating) the log in `dir`/raft. Throws KvError `unavailable` with the reason. */
+  /** The level database's directory, for messages. */
+  get path(): string {
+    return join(this.dir, 'raft');
+  }
+
+  /** Opens (creating) the log in `dir`/raft. Throws KvError with the reason. */
   static async open(dir: string): Promise<DiskLog> {
     try {
       await mkdir(dir, { recursive: true });
     } catch (err) {
+      if (isDiskFull(err)) throw new KvError('unavailable', `cannot create the data directory ${dir}: its disk is full`);
       throw new KvError('unavailable', `cannot create the data directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    const db = new Level<string, Uint8Array>(join(dir, 'raft'), { valueEncoding: 'view' });
-    try {
-      await db.open();
-    } catch (err) {
-      const cause = (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
-      if (/lock/i.test(cause)) throw new KvError('unavailable', `the data directory ${dir} is in use by another running master`);
-      throw new KvError('unavailable', `cannot open the data directory ${dir}: ${cause}`);
-    }
-    return new DiskLog(db);
+    return new DiskLog(dir, await openDb(dir));
   }
 
-  /** Reads everything back after a restart. */
+  /** Reads everything back after a restart, checking every record. Throws KvError `corrupt` or `wrong-data-dir`. */
   async load(): Promise<LoadedState> {
-    const hs = await this.db.get(HARD_STATE);
-    const sn = await this.db.get(SNAPSHOT);
-    const hardState = hs === undefined ? undefined : (packr.unpack(hs) as HardState);
-    const snapshot = sn === undefined ? undefined : (packr.unpack(sn) as Snapshot);
-    const after = snapshot?.metadata.index ?? 0;
+    const records = new Map<string, unknown>();
+    let hardState: HardState | undefined;
+    let snapshot: Snapshot | undefined;
     const entries: Entry[] = [];
-    for await (const [key, value] of this.db.iterator({ gt: entryKey(after), lt: 'f' })) {
-      const e = packr.unpack(value) as Entry;
-      if (e.index !== after + entries.length + 1) throw new KvError('unavailable', `the stored log has a gap before entry ${e.index} (key ${key}); the data directory is damaged`);
-      entries.push(e);
+    let after = 0;
+    try {
+      // Entries are "e…"; every other record sorts after them ("hardstate", "identity", …).
+      for await (const [key, value] of this.db.iterator({ gte: 'f' })) records.set(key, this.decode(key, value));
+      hardState = records.get(HARD_STATE) as HardState | undefined;
+      snapshot = records.get(SNAPSHOT) as Snapshot | undefined;
+      records.delete(HARD_STATE);
+      records.delete(SNAPSHOT);
+      after = snapshot?.metadata.index ?? 0;
+      for await (const [key, value] of this.db.iterator({ gt: entryKey(after), lt: 'f' })) {
+        const e = this.decode(key, value) as Entry;
+        if (e.index !== Number(key.slice(1))) throw this.damaged(`the record ${key} holds entry ${String(e.index)}`);
+        if (e.index !== after + entries.length + 1) throw this.damaged(`the stored log has a gap before entry ${e.index} (key ${key})`);
+        entries.push(e);
+      }
+    } catch (err) {
+      if (isKvError(err)) throw err;
+      throw this.damaged(levelCause(err));
     }
-    // Entries a snapshot covers (kept for lagging followers before the restart) go now.
-    if (after > 0) await this.db.clear({ gte: entryKey(0), lte: entryKey(after) });
+    // Entries a snapshot covers (kept for lagging followers before the restart) go now. Not
+    // needed for correctness (they are never read again), so a full disk does not stop us.
+    if (after > 0) await this.db.clear({ gte: entryKey(0), lte: entryKey(after) }).catch(() => undefined);
     this.first = after + 1;
     this.last = after + entries.length;
-    return { hardState, snapshot, entries };
+    return { hardState, snapshot, entries, records };
   }
 
   /**
    * Persists a Ready's hard state, entries (replacing any conflicting suffix) and snapshot in
-   * one atomic batch; with `sync` it returns only once the batch is on stable storage.
+   * one atomic batch; with `sync` it returns only once the batch is on stable storage. If the
+   * write fails nothing here changes: the caller may retry the same call (after recover()).
    */
   async save(hardState: HardState | undefined, entries: readonly Entry[], snapshot: Snapshot | undefined, sync: boolean): Promise<void> {
-    const ops: ({ type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string })[] = [];
+    const ops: Op[] = [];
+    let first = this.first;
+    let last = this.last;
+    let bytes = this.entryBytes;
     if (snapshot !== undefined) {
       // A snapshot from the leader replaces the whole log.
-      for (let i = this.first; i <= this.last; i++) ops.push({ type: 'del', key: entryKey(i) });
-      ops.push({ type: 'put', key: SNAPSHOT, value: packr.pack(snapshot) });
-      this.first = snapshot.metadata.index + 1;
-      this.last = snapshot.metadata.index;
+      for (let i = first; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) });
+      ops.push({ type: 'put', key: SNAPSHOT, value: encode(snapshot) });
+      first = snapshot.metadata.index + 1;
+      last = snapshot.metadata.index;
+      bytes = 0;
     }
     if (entries.length > 0) {
       const from = entries[0]!.index;
       const lastNew = entries[entries.length - 1]!.index;
-      for (const e of entries) ops.push({ type: 'put', key: entryKey(e.index), value: packr.pack(e) });
+      for (const e of entries) {
+        const value = encode(e);
+        bytes += value.byteLength;
+        ops.push({ type: 'put', key: entryKey(e.index), value });
+      }
       // Entries past the new ones belonged to a deposed leader's suffix (§5.3).
-      for (let i = lastNew + 1; i <= this.last; i++) ops.push({ type: 'del', key: entryKey(i) });
-      if (from < this.first) this.first = from;
-      this.last = lastNew;
+      for (let i = lastNew + 1; i <= last; i++) ops.push({ type: 'del', key: entryKey(i) });
+      if (from < first) first = from;
+      last = lastNew;
     }
-    if (hardState !== undefined) ops.push({ type: 'put', key: HARD_STATE, value: packr.pack(hardState) });
+    if (hardState !== undefined) ops.push({ type: 'put', key: HARD_STATE, value: encode(hardState) });
     if (ops.length > 0) await this.db.batch(ops, { sync });
+    this.first = first;
+    this.last = last;
+    this.entryBytes = bytes;
   }
 
   /** Stores a snapshot the host took (for log compaction), synced. */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
-    await this.db.put(SNAPSHOT, packr.pack(snapshot), { sync: true });
+    await this.db.put(SNAPSHOT, encode(snapshot), { sync: true });
+    this.entryBytes = 0;
   }
 
   /** Deletes entries up to and including `index` (already covered by a saved snapshot). */
@@ -110,12 +152,100 @@ export class DiskLog {
     this.first = upTo + 1;
   }
 
-  /** Entries on disk (for status: the log size). */
+  /** Stores one of the host's own records, synced. */
+  async writeRecord(key: string, value: unknown): Promise<void> {
+    if (key.startsWith('e') || key === HARD_STATE || key === SNAPSHOT) throw new Error(`${key} is not a host record key`);
+    await this.db.put(key, encode(value), { sync: true });
+  }
+
+  /**
+   * After a write failed (the disk was full), reopens the database, which drops LevelDB's
+   * memory of the failure and replays what really is on disk, and checks that every entry this
+   * log had confirmed is still there. Throws what reopening throws (retry while the disk is
+   * full), or KvError `corrupt` if confirmed entries are gone.
+   */
+  async recover(): Promise<void> {
+    await this.db.close().catch(() => undefined);
+    this.db = await openDb(this.dir);
+    let last = this.first - 1;
+    for await (const key of this.db.keys({ gte: entryKey(this.first), lt: 'f' })) {
+      if (Number(key.slice(1)) !== last + 1) break;
+      last++;
+    }
+    if (last < this.last) throw this.damaged(`after a failed write it holds the log only up to entry ${last}, but entries up to ${this.last} had been written and confirmed`);
+  }
+
+  /** Entries held on disk (for status: the log size). */
   size(): number {
     return Math.max(0, this.last - this.first + 1);
+  }
+
+  /** Bytes of entries written since the last snapshot. */
+  bytesSinceSnapshot(): number {
+    return this.entryBytes;
   }
 
   async close(): Promise<void> {
     await this.db.close();
   }
+
+  private decode(key: string, value: Uint8Array): unknown {
+    const r = unseal(value);
+    if (r === 'unsealed') {
+      throw new KvError(
+        'wrong-data-dir',
+        `the data directory ${this.dir} was written by an earlier version of Flotilla, whose records carry no checksums; start this master from an empty data directory (flotilla up --fresh starts the whole cluster from empty), or run the earlier version`,
+      );
+    }
+    if (r === 'damaged' || r.kind !== RECORD) throw this.damaged(`the record ${key}${key.startsWith('e') ? ` (log entry ${Number(key.slice(1))})` : ''} fails its checksum`);
+    try {
+      return packr.unpack(r.payload);
+    } catch {
+      throw this.damaged(`the record ${key} does not decode`);
+    }
+  }
+
+  private damaged(what: string): KvError {
+    return damagedError(this.path, what);
+  }
+}
+
+/**
+ * The one sentence a master whose data is damaged stops with: where, what, and what to do.
+ * It never serves from such a directory.
+ */
+export function damagedError(path: string, what: string): KvError {
+  return new KvError(
+    'corrupt',
+    `the data directory ${path} is damaged (${what}); this master will not serve from it: remove it from the cluster and add it back with an empty data directory, or restore its directory from a snapshot`,
+  );
+}
+
+function encode(value: unknown): Uint8Array {
+  return seal(RECORD, packr.pack(value));
+}
+
+async function openDb(dir: string): Promise<Level<string, Uint8Array>> {
+  const db = new Level<string, Uint8Array>(join(dir, 'raft'), { valueEncoding: 'view' });
+  try {
+    await db.open();
+  } catch (err) {
+    const cause = levelCause(err);
+    if (/lock/i.test(cause)) throw new KvError('unavailable', `the data directory ${dir} is in use by another running master`);
+    if (isDiskFull(err)) throw new KvError('unavailable', `cannot open the data directory ${dir}: its disk is full (${cause})`);
+    if (/corrupt|checksum/i.test(cause)) throw damagedError(join(dir, 'raft'), cause);
+    throw new KvError('unavailable', `cannot open the data directory ${dir}: ${cause}`);
+  }
+  return db;
+}
+
+function levelCause(err: unknown): string {
+  return (err as { cause?: { message?: string } }).cause?.message ?? (err as Error).message;
+}
+
+/** Whether a failed write failed because the disk (or the user's quota on it) is full. */
+export function isDiskFull(err: unknown): boolean {
+  const code = (err as NodeJS.ErrnoException).code;
+  if (code === 'ENOSPC' || code === 'EDQUOT') return true;
+  return /no space left on device|disk quota exceeded|its disk is full/i.test(`${(err as Error).message} ${levelCause(err)}`);
 }

@@ -30,6 +30,24 @@ export const KV_ERROR_CODES = [
    * lead in) and reached the log in a later term: that leadership is over, so it was not applied.
    */
   'fenced',
+  /**
+   * This master's data is damaged: a checksum does not match, or what it applied differs from
+   * what the other masters applied (the CORRUPT alarm). It does not answer; remove it and add
+   * it back empty, or restore from a snapshot.
+   */
+  'corrupt',
+  /**
+   * The store is full (the NOSPACE alarm: its data reached the quota, or the disks of a majority
+   * of the masters are full): writes that add data are refused; reads, deletes and compaction
+   * still work.
+   */
+  'no-space',
+  /**
+   * The data directory cannot be used as it is: it belongs to another member or cluster, was
+   * written by an older Flotilla, or is empty while the cluster remembers this member with data
+   * it no longer has. The message says what to do.
+   */
+  'wrong-data-dir',
 ] as const;
 
 export type KvErrorCode = (typeof KV_ERROR_CODES)[number];

@@ -150,13 +150,16 @@ test('masters are added and removed while the cluster serves writes; a new one c
   const client = c.client({ timeoutMs: 10_000 });
   for (let i = 0; i < 120; i++) await client.put(`/s/${i % 30}`, enc(`${i}`));
   await c.define('m4');
-  const joiner = await c.startMember('m4', { join: true });
+  // The running masters were started before m4 was listed, so they admit it only once it has
+  // been added: its start waits for that (as `flotilla master --join` does for `member add`).
+  const joining = c.startMember('m4', { join: true });
   let writing = true;
   const background = (async () => {
     let i = 0;
     while (writing) await client.put(`/bg/${i++ % 10}`, enc(`${i}`));
   })();
   await client.admin({ op: 'member', action: 'addLearner', name: 'm4', peerUrl: c.peerUrl('m4') });
+  const joiner = await joining;
   await client.admin({ op: 'member', action: 'promote', name: 'm4' });
   // The change is applied on the master that answered; others (and a new leader) apply it
   // moments later.

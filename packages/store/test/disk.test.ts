@@ -7,7 +7,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { Entry, Snapshot } from '@flotilla/raft';
-import { DiskLog, KvError } from '@flotilla/store';
+import fc from 'fast-check';
+import { Level } from 'level';
+import { DiskLog, KvError, seal, unseal } from '@flotilla/store';
 
 const root = mkdtempSync(join(tmpdir(), 'flotilla-disk-'));
 after(() => rmSync(root, { recursive: true, force: true }));
@@ -56,4 +58,80 @@ test('a data directory in use by another master is refused with a clear reason',
   const first = await DiskLog.open(d);
   await assert.rejects(DiskLog.open(d), (e: unknown) => e instanceof KvError && e.code === 'unavailable' && /in use by another running master/.test(e.message));
   await first.close();
+});
+
+/** Each record's value as level holds it, for tests that damage them in place. */
+async function rawRecords(path: string): Promise<Map<string, Uint8Array>> {
+  const db = new Level<string, Uint8Array>(join(path, 'raft'), { valueEncoding: 'view' });
+  const out = new Map<string, Uint8Array>();
+  for await (const [k, v] of db.iterator()) out.set(k, new Uint8Array(v)); // a copy: level hands out Buffers, whose slice() shares memory
+  await db.close();
+  return out;
+}
+
+async function putRaw(path: string, key: string, value: Uint8Array): Promise<void> {
+  const db = new Level<string, Uint8Array>(join(path, 'raft'), { valueEncoding: 'view' });
+  await db.put(key, value);
+  await db.close();
+}
+
+test('every record carries a checksum: one changed byte in any record stops the load with the record named', async () => {
+  const d = dir();
+  const log = await DiskLog.open(d);
+  await log.load();
+  await log.save({ term: 2, vote: 'm1', commit: 2 }, [entry(1, 1), entry(2, 2, 'a value')], undefined, true);
+  await log.writeRecord('identity', { member: 'm1' });
+  await log.close();
+  const records = await rawRecords(d);
+  assert.deepEqual([...records.keys()].sort(), ['e0000000000000001', 'e0000000000000002', 'hardstate', 'identity']);
+  for (const [key, value] of records) {
+    for (const at of [1, 3, value.byteLength - 1]) {
+      const damaged = new Uint8Array(value);
+      damaged[at] = damaged[at]! ^ 0x10;
+      await putRaw(d, key, damaged);
+      const again = await DiskLog.open(d);
+      await assert.rejects(again.load(), (e: unknown) => e instanceof KvError && e.code === "corrupt" && e.message.includes(key) && e.message.includes(join(d, 'raft')) && /add it back with an empty data directory/.test(e.message), `${key} byte ${at}`);
+      await again.close();
+    }
+    await putRaw(d, key, value);
+  }
+  const whole = await DiskLog.open(d);
+  assert.equal((await whole.load()).entries.length, 2, 'undamaged again, it loads');
+  await whole.close();
+});
+
+test('a record stored under another entry\'s key, or a missing entry, is refused as damage', async () => {
+  const d = dir();
+  const log = await DiskLog.open(d);
+  await log.load();
+  await log.save(undefined, [entry(1, 1), entry(2, 1), entry(3, 1)], undefined, true);
+  await log.close();
+  const records = await rawRecords(d);
+  await putRaw(d, 'e0000000000000002', records.get('e0000000000000003')!);
+  const again = await DiskLog.open(d);
+  await assert.rejects(again.load(), (e: unknown) => e instanceof KvError && e.code === 'corrupt' && /holds entry 3/.test(e.message));
+  await again.close();
+});
+
+test('a data directory written before checksums is refused with what to do', async () => {
+  const d = dir();
+  await putRaw(d, 'hardstate', new Uint8Array([0x83, 0xa4, 0x74, 0x65, 0x72, 0x6d, 0x01]));
+  const log = await DiskLog.open(d);
+  await assert.rejects(log.load(), (e: unknown) => e instanceof KvError && e.code === 'wrong-data-dir' && /earlier version of Flotilla/.test(e.message) && /--fresh/.test(e.message));
+  await log.close();
+});
+
+test('seal and unseal: any changed byte, and any unsealed value, is told apart from a sound one', () => {
+  fc.assert(
+    fc.property(fc.uint8Array({ maxLength: 200 }), fc.nat(), fc.integer({ min: 1, max: 255 }), (payload, at, flip) => {
+      const sealed = seal(3, payload);
+      const r = unseal(sealed);
+      assert.ok(typeof r === 'object' && r.kind === 3 && Buffer.from(r.payload).equals(Buffer.from(payload)));
+      const damaged = sealed.slice();
+      const i = at % damaged.byteLength;
+      damaged[i] = damaged[i]! ^ flip;
+      assert.notEqual(typeof unseal(damaged), 'object', `byte ${i} changed`);
+    }),
+  );
+  assert.equal(unseal(new Uint8Array([0x82, 1, 2])), 'unsealed');
 });

@@ -274,3 +274,50 @@ describe('sessions, determinism, snapshots', () => {
     ok(apply(s, { type: 'put', key: 'k', value: enc('after') }));
   });
 });
+
+describe('size (what the quota limits)', () => {
+  /** Every kept version's key, value and fixed overhead, counted from scratch. */
+  function counted(s: MvccStore): number {
+    let n = 0;
+    for (const [key, versions] of s.toSnapshot().keys) for (const v of versions) n += key.length + (v.kv?.value.byteLength ?? 0) + 64;
+    return n;
+  }
+
+  test('the size follows puts, deletes and compactions, and a snapshot copy agrees (fast-check against a recount)', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.oneof(
+            fc.record({ type: fc.constant('put' as const), key: fc.constantFrom('a', 'b', 'cc', 'ddd'), value: fc.uint8Array({ maxLength: 40 }) }),
+            fc.record({ type: fc.constant('deleteRange' as const), key: fc.constantFrom('a', 'b', 'c'), prefix: fc.boolean() }),
+            fc.record({ type: fc.constant('compact' as const), back: fc.nat({ max: 5 }) }),
+          ),
+          { maxLength: 60 },
+        ),
+        (ops) => {
+          const s = new MvccStore();
+          for (const op of ops) {
+            if (op.type === 'compact') {
+              const revision = s.revision - op.back;
+              if (revision > s.compactedRevision && revision >= 1) s.applyCommand({ request: { type: 'compact', revision } });
+            } else s.applyCommand({ request: op });
+            assert.equal(s.sizeBytes, counted(s));
+          }
+          assert.equal(MvccStore.fromSnapshot(s.toSnapshot()).sizeBytes, s.sizeBytes);
+        },
+      ),
+      { numRuns: 200 },
+    );
+  });
+
+  test('deleting and compacting frees what puts took', () => {
+    const s = new MvccStore();
+    for (let i = 0; i < 10; i++) ok(apply(s, { type: 'put', key: `k${i}`, value: new Uint8Array(1000) }));
+    const full = s.sizeBytes;
+    assert.ok(full > 10_000);
+    ok(apply(s, { type: 'deleteRange', key: 'k', prefix: true }));
+    assert.ok(s.sizeBytes > full, 'a delete adds tombstones until compacted');
+    ok(apply(s, { type: 'compact', revision: s.revision }));
+    assert.equal(s.sizeBytes, 0);
+  });
+});

@@ -1,6 +1,7 @@
 // In-process clusters of real StoreNodes: real sockets on loopback, real level databases in
 // temporary directories.
-import { mkdtempSync, rmSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { freePort, silentLogger } from '@flotilla/wire';
@@ -94,20 +95,21 @@ export class TestCluster {
   async leader(timeoutMs = 5000): Promise<StoreNode> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
-      const leaders = this.running().filter((n) => n.status().role === 'leader');
+      // Raft's view and the host's (which membership changes check) must both say so.
+      const leaders = this.running().filter((n) => n.status().role === 'leader' && n.leadership().isLeader);
       if (leaders.length === 1) return leaders[0]!;
       if (Date.now() > deadline) throw new Error(`no single leader within ${timeoutMs} ms`);
       await sleep(10);
     }
   }
 
-  /** Waits until every running master has applied the same log. */
+  /** Waits until every running master has applied the same log, and serves. */
   async converged(timeoutMs = 5000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     for (;;) {
       const s = this.running().map((n) => n.status());
-      if (s.every((x) => x.appliedIndex === s[0]!.appliedIndex && x.appliedHash === s[0]!.appliedHash)) return;
-      if (Date.now() > deadline) throw new Error(`masters did not converge: ${JSON.stringify(s.map((x) => [x.name, x.appliedIndex]))}`);
+      if (s.every((x) => x.serving && x.appliedIndex === s[0]!.appliedIndex && x.appliedHash === s[0]!.appliedHash)) return;
+      if (Date.now() > deadline) throw new Error(`masters did not converge: ${JSON.stringify(s.map((x) => [x.name, x.appliedIndex, x.serving ? 'serving' : x.notServing]))}`);
       await sleep(10);
     }
   }
@@ -133,4 +135,47 @@ export async function eventually(check: () => boolean, what: string, timeoutMs =
     if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
     await sleep(10);
   }
+}
+
+/** The files of a master's level database with the given extension, largest first. */
+export function raftFiles(dataDir: string, ext: string): string[] {
+  const dir = join(dataDir, 'raft');
+  return readdirSync(dir)
+    .filter((f) => f.endsWith(ext))
+    .map((f) => join(dir, f))
+    .sort((a, b) => statSync(b).size - statSync(a).size);
+}
+
+/** A value that compresses badly, so its bytes appear as they are in LevelDB's table files. */
+export function incompressible(i: number): string {
+  return `value-${BigInt(`0x${createHash('sha256').update(String(i)).digest('hex')}`).toString(36).slice(0, 40)}`;
+}
+
+/** Reads `key` through every running master that serves; fails if any answers differently from `expected`. */
+export async function everyAnswer(c: TestCluster, key: string): Promise<Map<string, string | undefined | Error>> {
+  const out = new Map<string, string | undefined | Error>();
+  for (const n of c.running()) {
+    try {
+      const r = await n.range({ key });
+      out.set(n.id, r.kvs[0] === undefined ? undefined : dec(r.kvs[0].value));
+    } catch (err) {
+      out.set(n.id, err as Error);
+    }
+  }
+  return out;
+}
+
+/**
+ * What an operator does for a master whose data is lost or damaged: remove it, start it with
+ * an empty data directory as a joining member, add it back as a learner, promote it.
+ */
+export async function reAdd(c: TestCluster, id: string): Promise<StoreNode> {
+  await c.stopMember(id);
+  await (await c.leader()).removeMember(id);
+  rmSync(c.members.get(id)!.dataDir, { recursive: true, force: true });
+  const starting = c.startMember(id, { join: true });
+  await (await c.leader()).addLearner(id, { peerUrl: c.peerUrl(id) });
+  const node = await starting;
+  await (await c.leader()).promote(id);
+  return node;
 }

@@ -25,6 +25,8 @@ export const CLOSE = {
   normal: 1000,
   goingAway: 1001,
   invalidData: 1007,
+  /** The peer refused us by policy (e.g. it does not admit our name or incarnation). */
+  policy: 1008,
   internalError: 1011,
   tooBig: 1009,
   heartbeatTimeout: 4000,

@@ -164,10 +164,7 @@ export class ApiServer {
     const url = new URL(req.url ?? '/', 'https://flotilla');
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
-    if (method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/livez')) {
-      res.writeHead(200, { 'content-type': 'text/plain' }).end('ok');
-      return;
-    }
+    if (method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/livez')) return this.health(res, path, url.searchParams.has('verbose'));
     if (method === 'GET' && path === '/version') return send(res, 200, VERSION_INFO);
     if (path === '/flotilla/v1/join') return this.join(req, res);
     if (method === 'GET' && (path === '/ui' || path.startsWith('/ui/'))) return this.ui(res, path);
@@ -342,6 +339,26 @@ export class ApiServer {
       throw new ApiError('BadRequest', `cannot transfer leadership to ${body.to}: ${(err as Error).message}`);
     }
     send(res, 200, { transferredTo: body.to });
+  }
+
+  /**
+   * /livez: the process answers. /readyz and /healthz (as kube-apiserver's): also whether this
+   * master's store serves, and its alarms; 503 with the reason when it does not serve. With
+   * ?verbose, each check on its own line ([+] or [-]), as Kubernetes prints them.
+   */
+  private health(res: ServerResponse, path: string, verbose: boolean): void {
+    const lines = ['[+]ping ok'];
+    let failed = false;
+    if (path !== '/livez') {
+      const down = this.options.node.notServing();
+      failed = down !== undefined;
+      lines.push(down === undefined ? '[+]store ok' : `[-]store failed: ${down.message}`);
+      // NOSPACE still serves reads and deletes: ready, but said.
+      for (const a of this.options.node.alarms()) if (a.type === 'NOSPACE') lines.push(`[+]store alarm NOSPACE: ${a.message}; writes that add data are refused`);
+    }
+    const name = path.slice(1);
+    const body = verbose || failed || lines.length > 2 ? `${lines.join('\n')}\n${name} check ${failed ? 'failed' : 'passed'}\n` : 'ok';
+    res.writeHead(failed ? 503 : 200, { 'content-type': 'text/plain; charset=utf-8', 'cache-control': 'no-store' }).end(body);
   }
 
   /** POST /flotilla/v1/join: an agent trades the cluster's join token for its node credential. */

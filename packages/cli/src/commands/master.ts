@@ -1,11 +1,13 @@
+import { statfsSync } from 'node:fs';
 import { createServer } from 'node:net';
+import { dirname } from 'node:path';
 import { startApi, type ApiServer } from '@flotilla/api';
 import { KvClient, KvServer, StoreNode, isKvError } from '@flotilla/store';
 import { createLogger, isWireError } from '@flotilla/wire';
 import { dashboardFiles } from '@flotilla/dashboard';
 import { ControlPlane } from '../control-plane.ts';
 import { collectStatus } from './status.ts';
-import { apiUrl, clientUrl, findMaster, loadClusterFile, peerUrl, type Address, type ClusterFile } from '../cluster-file.ts';
+import { apiUrl, clientUrl, defaultQuota, findMaster, loadClusterFile, peerUrl, type Address, type ClusterFile } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
 
 export const MASTER_USAGE = `usage: flotilla master --config FILE --name NAME [--join]
@@ -22,10 +24,12 @@ export async function master(args: readonly string[]): Promise<number> {
   const file = loadClusterFile(opts.config);
   const me = findMaster(file, opts.name);
   const logger = createLogger(`${file.cluster}/${me.name}`);
+  const rejoin = `flotilla member remove --config ${opts.config} --name ${me.name}; move ${me.data} away; flotilla master --config ${opts.config} --name ${me.name} --join; flotilla member add --config ${opts.config} --name ${me.name}`;
   let node: StoreNode;
   try {
     node = await StoreNode.open({
       id: me.name,
+      cluster: file.cluster,
       members: file.masters.map((m) => ({ id: m.name, peerUrl: peerUrl(m) })),
       founders: file.masters.filter((m) => !m.join).map((m) => m.name),
       join: me.join || opts.join === true,
@@ -38,9 +42,11 @@ export async function master(args: readonly string[]): Promise<number> {
       electionTicks: file.raft.electionTicks,
       heartbeatTicks: file.raft.heartbeatTicks,
       historyRevisions: file.store.historyRevisions,
+      quotaBytes: file.store.quotaBytes > 0 ? file.store.quotaBytes : defaultQuota(fileSystemSize(me.data)),
+      rejoinHint: rejoin,
     });
   } catch (err) {
-    throw startupError(me.name, 'peers', `${me.peerListen.host}:${me.peerListen.port}`, err);
+    throw startupError(me.name, 'peers', `${me.peerListen.host}:${me.peerListen.port}`, err, rejoin);
   }
   let server: KvServer;
   try {
@@ -97,7 +103,8 @@ export async function master(args: readonly string[]): Promise<number> {
     process.on('SIGINT', () => void stop(0, 'SIGINT'));
     process.on('SIGTERM', () => void stop(0, 'SIGTERM'));
     node.on('fatal', (err) => {
-      process.stderr.write(`flotilla master ${me.name}: stopped because its disk failed: ${err.message}\n`);
+      const damaged = isKvError(err, 'corrupt');
+      process.stderr.write(`flotilla master ${me.name}: stopped: ${err.message}${damaged ? `\n  to bring it back as a new member: ${rejoin}` : ''}\n`);
       void stop(1, 'fatal');
     });
   });
@@ -108,8 +115,22 @@ function isLoopback(host: string): boolean {
   return /^127\./.test(host);
 }
 
-function startupError(name: string, what: string, address: string, err: unknown): Error {
+/** The size of the file system holding `dir` (or its nearest existing parent). */
+function fileSystemSize(dir: string): number {
+  for (let d = dir; ; d = dirname(d)) {
+    try {
+      const s = statfsSync(d);
+      return s.blocks * s.bsize;
+    } catch {
+      if (dirname(d) === d) return 10 * 1024 ** 3;
+    }
+  }
+}
+
+function startupError(name: string, what: string, address: string, err: unknown, rejoin?: string): Error {
   if (isWireError(err)) return new Error(`master ${name} cannot serve ${what} on ${address}: ${err.message.replace(`${address} is `, 'it is ')}`);
+  // A damaged directory: the exact commands that bring it back (a lost one's message has them).
+  if (isKvError(err, 'corrupt') && rejoin !== undefined) return new Error(`master ${name}: ${err.message}\n  to bring it back as a new member: ${rejoin}`);
   if (isKvError(err)) return new Error(`master ${name}: ${err.message}`);
   if (err instanceof Error && err.constructor === Error) return new Error(`master ${name} cannot serve ${what} on ${address}: ${err.message}`);
   return err as Error;

@@ -20,6 +20,11 @@ export interface MasterStatus {
   readonly revision: number | null;
   readonly appliedHash: string | null;
   readonly voters: readonly string[] | null;
+  /** Whether it answers reads and writes now; `notServing` says why not. */
+  readonly serving: boolean;
+  readonly notServing?: string;
+  /** Its alarms (CORRUPT, NOSPACE, DISKFULL) with what each means. */
+  readonly alarms: readonly { readonly type: string; readonly message: string; readonly since: string }[];
   readonly error?: string;
 }
 
@@ -43,9 +48,12 @@ export async function collectStatus(file: ClusterFile, timeoutMs = 1000): Promis
             revision: s.revision,
             appliedHash: s.appliedHash,
             voters: s.voters,
+            serving: s.serving,
+            ...(s.notServing === undefined ? {} : { notServing: s.notServing }),
+            alarms: s.alarms,
           };
         } catch (err) {
-          return { name: m.name, reachable: false, role: 'unreachable', term: null, leader: null, commitIndex: null, appliedIndex: null, logSize: null, revision: null, appliedHash: null, voters: null, error: (err as Error).message };
+          return { name: m.name, reachable: false, role: 'unreachable', term: null, leader: null, commitIndex: null, appliedIndex: null, logSize: null, revision: null, appliedHash: null, voters: null, serving: false, alarms: [], error: (err as Error).message };
         }
       }),
     );
@@ -66,11 +74,16 @@ export async function status(args: readonly string[]): Promise<number> {
   if (values.output === 'json') {
     process.stdout.write(`${JSON.stringify({ cluster: file.cluster, masters, ...(nodes === undefined ? {} : { nodes }), verdict })}\n`);
   } else {
-    const rows = [['NAME', 'REACHABLE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LOG']];
+    const rows = [['NAME', 'REACHABLE', 'ROLE', 'TERM', 'LEADER', 'COMMIT', 'APPLIED', 'LOG', 'SERVING', 'ALARMS']];
     for (const m of masters) {
-      rows.push([m.name, m.reachable ? 'yes' : 'no', m.role, cell(m.term), m.leader ?? '-', cell(m.commitIndex), cell(m.appliedIndex), cell(m.logSize)]);
+      rows.push([m.name, m.reachable ? 'yes' : 'no', m.role, cell(m.term), m.leader ?? '-', cell(m.commitIndex), cell(m.appliedIndex), cell(m.logSize), m.reachable ? (m.serving ? 'yes' : 'no') : '-', m.alarms.map((a) => a.type).join(',') || '-']);
     }
     printRows(rows);
+    // What an alarm or a master that does not serve means, in its own words.
+    for (const m of masters) {
+      for (const a of m.alarms) process.stdout.write(`${m.name}: ${a.type} since ${a.since}: ${a.message}\n`);
+      if (m.reachable && !m.serving && m.alarms.length === 0 && m.notServing !== undefined) process.stdout.write(`${m.name}: not serving: ${m.notServing}\n`);
+    }
     if (nodes !== undefined && nodes.length > 0) {
       process.stdout.write('\n');
       printRows([['NODE', 'READY', 'ADDRESS', 'PODS'], ...nodes.map((n) => [n.name, n.ready ? 'yes' : 'no', n.address ?? '-', String(n.pods)])]);
@@ -116,9 +129,12 @@ function verdictOf(masters: readonly MasterStatus[], nodes: readonly NodeStatusL
   const up = masters.filter((m) => m.reachable).length;
   const leader = masters.find((m) => m.role === 'leader');
   const nodePart = nodes === undefined ? '' : `, ${nodes.filter((n) => n.ready).length}/${nodes.length} nodes Ready`;
-  if (leader === undefined) return `unavailable: no leader (${up}/${masters.length} masters answer; a majority must be up to elect one)`;
-  const healthy = up === masters.length && (nodes === undefined || nodes.every((n) => n.ready));
-  return `${healthy ? 'healthy' : 'degraded'}: ${leader.name} leads term ${leader.term}, ${up}/${masters.length} masters up${nodePart}`;
+  const alarmed = masters.flatMap((m) => m.alarms.map((a) => `${m.name} ${a.type}`));
+  const alarmPart = alarmed.length === 0 ? '' : `; alarms: ${alarmed.join(', ')}`;
+  if (leader === undefined) return `unavailable: no leader (${up}/${masters.length} masters answer; a majority must be up to elect one)${alarmPart}`;
+  const serving = masters.filter((m) => m.serving).length;
+  const healthy = up === masters.length && serving === up && alarmed.length === 0 && (nodes === undefined || nodes.every((n) => n.ready));
+  return `${healthy ? 'healthy' : 'degraded'}: ${leader.name} leads term ${leader.term}, ${up}/${masters.length} masters up${serving === up ? '' : `, ${serving} serving`}${nodePart}${alarmPart}`;
 }
 
 function cell(v: number | null): string {

@@ -48,6 +48,12 @@ interface SessionState {
 }
 
 const MAX_SESSIONS = 10_000;
+/** Bytes a stored version costs beyond its key and value (what the quota counts). */
+const VERSION_OVERHEAD = 64;
+
+function versionBytes(key: string, v: Version): number {
+  return key.length + (v.kv?.value.byteLength ?? 0) + VERSION_OVERHEAD;
+}
 const MAX_LEASE_TTL = 9_000_000;
 
 // sorted-btree is CommonJS with a default export; under Node's ESM loader it arrives as a property.
@@ -73,6 +79,8 @@ export class MvccStore {
   private readonly sessions = new Map<string, SessionState>();
   private hash = '';
   private appliedAt = 0;
+  /** What every kept version takes (keys, values, a fixed overhead): the size the quota limits. */
+  private bytes = 0;
   /** Called after each revision that changed something (the watch fan-out hooks in here). */
   onRevision: ((batch: RevisionEvents) => void) | undefined;
 
@@ -95,6 +103,14 @@ export class MvccStore {
 
   keyCount(): number {
     return this.index.size;
+  }
+
+  /**
+   * The size of the data kept (every version not yet compacted away), the same on every
+   * master: what the store's quota limits (etcd's database size).
+   */
+  get sizeBytes(): number {
+    return this.bytes;
   }
 
   /** Folds one applied Raft entry (of any kind) into the applied digest. */
@@ -227,8 +243,10 @@ export class MvccStore {
       version: (prev?.version ?? 0) + 1,
       lease,
     };
-    if (versions === undefined) this.index.set(req.key, [{ rev: w.rev, kv }]);
-    else versions.push({ rev: w.rev, kv });
+    const version: Version = { rev: w.rev, kv };
+    if (versions === undefined) this.index.set(req.key, [version]);
+    else versions.push(version);
+    this.bytes += versionBytes(req.key, version);
     if (prev !== undefined && prev.lease !== 0) this.leases.get(prev.lease)?.keys.delete(req.key);
     if (lease !== 0) this.leases.get(lease)!.keys.add(req.key);
     w.events.push(prev === undefined ? { type: 'put', kv } : { type: 'put', kv, prevKv: prev });
@@ -244,10 +262,12 @@ export class MvccStore {
     });
     for (const prev of victims) {
       w.touched.add(prev.key);
-      this.index.get(prev.key)!.push({ rev: w.rev, kv: undefined });
+      const tombstone: Version = { rev: w.rev, kv: undefined };
+      this.index.get(prev.key)!.push(tombstone);
+      this.bytes += versionBytes(prev.key, tombstone);
       if (prev.lease !== 0) this.leases.get(prev.lease)?.keys.delete(prev.key);
-      const tombstone: KeyValue = { key: prev.key, value: new Uint8Array(0), createRevision: 0, modRevision: w.rev, version: 0, lease: 0 };
-      w.events.push({ type: 'delete', kv: tombstone, prevKv: prev });
+      const deleted: KeyValue = { key: prev.key, value: new Uint8Array(0), createRevision: 0, modRevision: w.rev, version: 0, lease: 0 };
+      w.events.push({ type: 'delete', kv: deleted, prevKv: prev });
     }
     return req.prevKv === true ? { revision: w.rev, deleted: victims.length, prevKvs: victims } : { revision: w.rev, deleted: victims.length };
   }
@@ -378,8 +398,8 @@ export class MvccStore {
           break;
         }
       }
-      if (keep > 0) versions.splice(0, keep);
-      if (versions[0]!.kv === undefined && versions[0]!.rev <= revision) versions.shift();
+      if (keep > 0) for (const v of versions.splice(0, keep)) this.bytes -= versionBytes(key, v);
+      if (versions[0]!.kv === undefined && versions[0]!.rev <= revision) this.bytes -= versionBytes(key, versions.shift()!);
       if (versions.length === 0) drop.push(key);
     });
     for (const key of drop) this.index.delete(key);
@@ -498,7 +518,10 @@ export class MvccStore {
     store.nextLeaseId = s.nextLeaseId;
     store.hash = s.hash;
     store.appliedAt = s.appliedIndex;
-    for (const [k, v] of s.keys) store.index.set(k, v.slice());
+    for (const [k, v] of s.keys) {
+      store.index.set(k, v.slice());
+      for (const version of v) store.bytes += versionBytes(k, version);
+    }
     for (const batch of s.history) store.history.push(batch);
     for (const [id, ttl, keys] of s.leases) store.leases.set(id, { ttl, keys: new Set(keys) });
     for (const [client, floor, responses] of s.sessions) store.sessions.set(client, { floor, responses: new Map(responses) });

@@ -1,0 +1,106 @@
+// Issue 11, 2: a member never rejoins with a forgotten log or vote under its old identity.
+// Every data directory records its cluster and member (with a random member id); masters
+// remember the member id of each peer they met, and a master whose directory is new must hear
+// from enough of them before it takes part in Raft.
+import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
+import { test } from 'node:test';
+import fc from 'fast-check';
+import { KvError, quorumsFor } from '@flotilla/store';
+import { TestCluster, enc, eventually, reAdd } from './support.ts';
+
+const ids = ['m1', 'm2', 'm3'];
+
+test('issue 11, 2: C down, A and B commit 100 writes, A killed, B wiped: B refuses to rejoin, nothing is lost, and B comes back as a new member', async (t) => {
+  const c = await TestCluster.start(ids);
+  t.after(() => c.stop());
+  const A = (await c.leader()).id;
+  const [B, C] = ids.filter((x) => x !== A) as [string, string];
+  await c.stopMember(C);
+  const client = c.client();
+  for (let i = 0; i < 100; i++) await client.put(`w${i}`, enc(`v${i}`));
+  await c.stopMember(A);
+  await c.stopMember(B);
+  rmSync(c.members.get(B)!.dataDir, { recursive: true, force: true });
+  const [b, cNode] = await Promise.allSettled([c.startMember(B), c.startMember(C)]);
+  assert.equal(cNode.status, 'fulfilled');
+  assert.equal(b.status, 'rejected');
+  const err = (b as PromiseRejectedResult).reason as KvError;
+  assert.ok(err instanceof KvError && err.code === 'wrong-data-dir', String(err));
+  assert.match(err.message, new RegExp(`data directory .*${B} is new .*but ${C} knows ${B} as member [0-9a-f]+ .*${B} lost the data it had.*remove it from the cluster`));
+  // C alone elects no one: nothing is decided without A's log.
+  await new Promise((r) => setTimeout(r, 800));
+  assert.notEqual((c.node(C).status()).role, 'leader');
+  await c.startMember(A);
+  const leader = await c.leader();
+  await c.converged(10_000);
+  assert.equal((await leader.range({ key: 'w', prefix: true })).count, 100, 'every acknowledged write is there');
+  await reAdd(c, B);
+  await c.converged(10_000);
+  for (const n of c.running()) assert.equal((await n.range({ key: 'w', prefix: true })).count, 100, n.id);
+  assert.notEqual(c.node(B).status().memberId, undefined);
+});
+
+test('first bootstrap works with every directory new; each gets its own member id, and the first leader names the cluster', async (t) => {
+  const c = await TestCluster.start(ids);
+  t.after(() => c.stop());
+  await c.leader();
+  const statuses = c.running().map((n) => n.status());
+  assert.equal(new Set(statuses.map((s) => s.memberId)).size, 3, 'each directory has its own member id');
+  await eventually(() => c.running().every((n) => n.status().clusterId !== null), 'every master applied the cluster id');
+  const clusterIds = new Set(c.running().map((n) => n.status().clusterId));
+  assert.equal(clusterIds.size, 1);
+  assert.match([...clusterIds][0] ?? '', /^[0-9a-f]{16}$/, 'the first leader named the cluster');
+});
+
+test('a directory of another member, or of another cluster, is refused with what it belongs to', async (t) => {
+  const c = await TestCluster.start(ids);
+  t.after(() => c.stop());
+  await c.leader();
+  await c.stopMember('m2');
+  await c.stopMember('m3');
+  // m3 pointed at m2's directory.
+  await assert.rejects(
+    c.startMember('m3', { dataDir: c.members.get('m2')!.dataDir }),
+    (e: unknown) => e instanceof KvError && e.code === 'wrong-data-dir' && /belongs to member m2 of cluster flotilla, not to m3/.test(e.message),
+  );
+  await assert.rejects(c.startMember('m2', { cluster: 'other' }), (e: unknown) => e instanceof KvError && e.code === 'wrong-data-dir' && /belongs to cluster flotilla, not to other/.test(e.message));
+});
+
+test('a removed member restarted with its old directory is refused by every other master; a new, empty one is welcome', async (t) => {
+  const c = await TestCluster.start(ids);
+  t.after(() => c.stop());
+  const leader = await c.leader();
+  const victim = ids.find((id) => id !== leader.id)!;
+  await leader.removeMember(victim);
+  await c.stopMember(victim);
+  const said: string[] = [];
+  const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, warn: (_f: object, msg: string) => void said.push(msg) };
+  const stale = await c.startMember(victim, { logger: logger as never });
+  await new Promise((r) => setTimeout(r, 1000));
+  assert.deepEqual(stale.status().peersConnected, [], 'no master talks to it');
+  assert.ok(said.some((m) => /refuses to talk to this master: .*was removed from the cluster/.test(m)), said.join('\n'));
+  assert.notEqual(stale.status().role, 'leader');
+  await c.stopMember(victim);
+  rmSync(c.members.get(victim)!.dataDir, { recursive: true, force: true });
+  const starting = c.startMember(victim, { join: true });
+  await (await c.leader()).addLearner(victim, { peerUrl: c.peerUrl(victim) });
+  await starting;
+  await (await c.leader()).promote(victim);
+  await c.converged(10_000);
+});
+
+test('quorumsFor: any peers that must welcome a new directory and any that recorded its predecessor share one (fast-check)', () => {
+  fc.assert(
+    fc.property(fc.integer({ min: 1, max: 50 }), (members) => {
+      const { announce, fresh } = quorumsFor(members);
+      const peers = members - 1;
+      assert.ok(announce + fresh > peers || peers === 0);
+      assert.ok(fresh <= peers && announce <= peers, 'both can be met with every peer up');
+      assert.ok(fresh >= announce, 'a new directory hears from at least as many as recorded it');
+    }),
+  );
+  assert.deepEqual(quorumsFor(1), { announce: 0, fresh: 0 });
+  assert.deepEqual(quorumsFor(3), { announce: 1, fresh: 2 });
+  assert.deepEqual(quorumsFor(5), { announce: 2, fresh: 3 });
+});
