@@ -3,24 +3,29 @@
 //
 //   npm run bench:kv                        # 1, 16, 64, 256 clients; 5 s per measurement; 3 runs
 //   npm run bench:kv -- --seconds 10 --clients 64 --runs 5
+//   npm run bench:kv -- --ref f18d6aa       # also this repository at another commit, side by side
 //
+// With --ref, a third cluster runs the masters (and client) of that commit, from a git worktree
+// in a temporary directory (npm ci'd there, removed afterwards), measured in the same
+// alternation: {bench, clients, ratio_vs_ref} is this tree's median ops/s over that one's.
 // Both clusters run on loopback at the same time, with fsync on (etcd always syncs its WAL;
 // Flotilla syncs each batch), and are measured in alternation, `--runs` times, so machine noise
 // hits both. Each measurement prints {bench, system, clients, run, ops_per_s, p50_ms, p99_ms};
 // then per bench and client count one line per system with the median run
 // ({…, summary: "median"}) and {bench, clients, ratio_vs_etcd}: Flotilla's median ops/s
 // divided by etcd's.
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
 import { Etcd3 } from 'etcd3';
 import { KvClient } from '@flotilla/store';
 import { ProcessCluster, freePort } from '../test/support/masters.ts';
 
-const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, clients: { type: 'string', default: '1,16,64,256' }, runs: { type: 'string', default: '3' } } });
+const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, clients: { type: 'string', default: '1,16,64,256' }, runs: { type: 'string', default: '3' }, ref: { type: 'string' } } });
 const seconds = Number(values.seconds);
 const runs = Number(values.runs);
 const clientCounts = values.clients.split(',').map(Number);
@@ -30,7 +35,7 @@ if (!(seconds > 0) || !Number.isInteger(runs) || runs < 1 || clientCounts.some((
 }
 
 interface System {
-  readonly name: 'flotilla' | 'etcd';
+  readonly name: string;
   put(i: number, key: string, value: Uint8Array): Promise<unknown>;
   get(i: number, key: string, serializable: boolean): Promise<unknown>;
   close(): Promise<void>;
@@ -53,6 +58,38 @@ async function flotilla(): Promise<System> {
       await cluster.stop();
     },
   };
+}
+
+/** This repository at commit `ref`, from a worktree of its own. */
+async function flotillaAt(ref: string): Promise<System> {
+  const repo = dirname(dirname(fileURLToPath(import.meta.url)));
+  const dir = mkdtempSync(join(tmpdir(), 'flotilla-bench-ref-'));
+  execFileSync('git', ['worktree', 'add', '--detach', dir, ref], { cwd: repo, stdio: 'ignore' });
+  const remove = (): void => {
+    execFileSync('git', ['worktree', 'remove', '--force', dir], { cwd: repo, stdio: 'ignore' });
+  };
+  try {
+    execFileSync('npm', ['ci', '--no-audit', '--no-fund'], { cwd: dir, stdio: 'ignore' });
+    const { ProcessCluster: Cluster } = (await import(join(dir, 'test/support/masters.ts'))) as { ProcessCluster: typeof ProcessCluster };
+    const { KvClient: Client } = (await import(join(dir, 'packages/store/src/index.ts'))) as { KvClient: typeof KvClient };
+    const cluster = await Cluster.create({ masters: 3, proxied: false });
+    await Promise.all(cluster.names.map((n) => cluster.start(n)));
+    await cluster.leader();
+    const pool = Array.from({ length: POOL }, (_, i) => new Client({ endpoints: cluster.clientUrls(), secret: cluster.secret, name: `bench-ref-${i}`, timeoutMs: 30_000 }));
+    return {
+      name: `flotilla@${ref}`,
+      put: (i, key, v) => pool[i % POOL]!.put(key, v),
+      get: (i, key, serializable) => pool[i % POOL]!.get(key, { serializable }),
+      close: async () => {
+        for (const c of pool) c.close();
+        await cluster.stop();
+        remove();
+      },
+    };
+  } catch (err) {
+    remove();
+    throw err;
+  }
 }
 
 async function etcd(): Promise<System | undefined> {
@@ -144,6 +181,7 @@ function line(o: object): void {
 }
 
 const systems: System[] = [await flotilla()];
+if (values.ref !== undefined) systems.push(await flotillaAt(values.ref));
 const other = await etcd();
 if (other === undefined) line({ note: 'etcd is not on the PATH; measuring Flotilla alone (apt-get install etcd-server for the comparison)' });
 else systems.push(other);
@@ -168,6 +206,7 @@ try {
         line({ bench, system, clients, summary: 'median', runs, ...median });
       }
       if (medians.has('etcd')) line({ bench, clients, ratio_vs_etcd: +(medians.get('flotilla')! / medians.get('etcd')!).toFixed(2) });
+      if (values.ref !== undefined) line({ bench, clients, ref: values.ref, ratio_vs_ref: +(medians.get('flotilla')! / medians.get(`flotilla@${values.ref}`)!).toFixed(2) });
     }
   }
 } finally {

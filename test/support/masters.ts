@@ -1,8 +1,8 @@
 // Real master processes (the `flotilla master` command) on loopback, each on its own
 // 127.0.0.x address, with a fault proxy in front of every peer port. Every process started is
 // tracked by pid and killed by pid when the test ends, whatever happened.
-import { spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { appendFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { get as httpGet } from 'node:http';
 import { get as httpsGet } from 'node:https';
 import { tmpdir } from 'node:os';
@@ -23,6 +23,8 @@ const TRACE = process.env['FLOTILLA_TEST_TRACE'];
 const clusters = new Set<ProcessCluster>();
 process.on('exit', () => {
   for (const p of live) if (p.pid !== undefined) process.kill(p.pid, 'SIGKILL');
+  // …nor the file systems mounted for them.
+  for (const c of clusters) c.unmount();
   // …nor the pods their agents started.
   for (const c of clusters) for (const pid of c.podProcesses()) killTree(pid);
 });
@@ -72,6 +74,8 @@ export interface ProcessClusterOptions {
   readonly nodeArgs?: readonly string[];
   /** Worker agents listed in the cluster file (w1 … wN on 127.0.2.1 …); start them with startAgent. */
   readonly workers?: number;
+  /** Give each master's data directory its own tmpfs of this many MiB (needs root), to fill its disk. */
+  readonly tmpfsMb?: number;
 }
 
 interface WorkerInfo {
@@ -98,6 +102,8 @@ export class ProcessCluster {
   readonly complaints: string[] = [];
   /** Every master's log messages, in the order this process read them, with its clock. */
   readonly messages: { name: string; msg: string; at: number; line: Record<string, unknown> }[] = [];
+  /** Data directories on their own tmpfs (unmounted by stop(), or when this process exits). */
+  private readonly mounts: string[] = [];
 
   private constructor(
     private readonly nodeArgs: readonly string[],
@@ -145,7 +151,76 @@ export class ProcessCluster {
     }
     writeFileSync(c.file, `${lines.join('\n')}\n`);
     clusters.add(c);
+    if (options.tmpfsMb !== undefined) {
+      for (const m of c.masters) {
+        const dir = c.dataDir(m.name);
+        mkdirSync(dir, { recursive: true });
+        execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${options.tmpfsMb}m`, 'tmpfs', dir]);
+        c.mounts.push(dir);
+      }
+    }
     return c;
+  }
+
+  /** Where a master itself listens for peers (behind its fault proxy, if any). */
+  peerListen(name: string): { ip: string; peerPort: number } {
+    const m = this.info(name);
+    return { ip: m.ip, peerPort: m.peerPort };
+  }
+
+  /** A master's data directory. */
+  dataDir(name: string): string {
+    return join(this.dir, this.info(name).name);
+  }
+
+  unmount(): void {
+    for (const d of this.mounts.splice(0)) {
+      try {
+        execFileSync('umount', ['-l', d]);
+      } catch {
+        // already gone
+      }
+    }
+  }
+
+  /** Runs a `flotilla` command against this cluster's file (e.g. member add); never throws. */
+  cli(args: readonly string[], timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+    return new Promise((resolve) => {
+      execFile(process.execPath, [BIN, ...args, '--config', this.file], { timeout: timeoutMs }, (err, stdout, stderr) => {
+        resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
+      });
+    });
+  }
+
+  /**
+   * What an operator does for a master whose data is lost or damaged: stop it, `flotilla member
+   * remove`, empty its data directory, start it with --join, `flotilla member add`.
+   */
+  async reAdd(name: string): Promise<void> {
+    await this.kill(name);
+    const removed = await this.cli(['member', 'remove', '--name', name]);
+    if (removed.code !== 0) throw new Error(`member remove ${name} failed: ${removed.stderr}`);
+    const dir = this.dataDir(name);
+    for (const f of readdirSync(dir)) rmSync(join(dir, f), { recursive: true, force: true });
+    const starting = this.start(name, ['--join']);
+    const added = await this.cli(['member', 'add', '--name', name]);
+    if (added.code !== 0) throw new Error(`member add ${name} failed: ${added.stderr}`);
+    await starting;
+  }
+
+  /**
+   * Starts a master that is expected to refuse to start; resolves with what it said on stderr
+   * (taken out of `complaints`, since it was expected), or rejects if it started.
+   */
+  async startRefused(name: string): Promise<string> {
+    const before = this.complaints.length;
+    try {
+      await this.start(name);
+    } catch {
+      const said = this.complaints.splice(before).join('\n');
+      return said;
+    }
+    throw new Error(`${name} started, but was expected to refuse`);
   }
 
   get names(): string[] {
@@ -218,12 +293,12 @@ export class ProcessCluster {
   }
 
   /** Starts a master process and resolves once it serves (rejects if it exits first). */
-  start(name: string): Promise<void> {
+  start(name: string, extraArgs: readonly string[] = []): Promise<void> {
     const m = this.info(name);
     if (m.proc !== undefined) throw new Error(`${name} is already running`);
     return new Promise((resolve, reject) => {
       let started = false;
-      const proc = this.spawnFlotilla(name, ['master'], (parsed, msg) => {
+      const proc = this.spawnFlotilla(name, ['master', ...extraArgs], (parsed, msg) => {
         if ((parsed['level'] as number) >= 30) this.messages.push({ name, msg, at: Date.now(), line: parsed });
         const won = /^became leader in term (\d+)$/.exec(msg);
         if (won !== null) {
@@ -401,6 +476,8 @@ export class ProcessCluster {
       }
       await m.proxy?.close();
     }
+    // Processes killed a moment ago may still hold files on the mounts: lazy unmounts.
+    this.unmount();
     rmSync(this.dir, { recursive: true, force: true });
   }
 }

@@ -10,6 +10,8 @@ follows, its commit and applied index, and how many log entries it holds.`;
 
 export interface MasterStatus {
   readonly name: string;
+  /** Its data directory's member id (a new one after it was re-added empty). */
+  readonly memberId: string | null;
   readonly reachable: boolean;
   readonly role: 'leader' | 'follower' | 'candidate' | 'learner' | 'unreachable';
   readonly term: number | null;
@@ -38,6 +40,7 @@ export async function collectStatus(file: ClusterFile, timeoutMs = 1000): Promis
           const s: StoreStatus = await client.statusOf(clientUrl(m), timeoutMs);
           return {
             name: m.name,
+            memberId: s.memberId,
             reachable: true,
             role: s.role,
             term: s.term,
@@ -53,7 +56,7 @@ export async function collectStatus(file: ClusterFile, timeoutMs = 1000): Promis
             alarms: s.alarms,
           };
         } catch (err) {
-          return { name: m.name, reachable: false, role: 'unreachable', term: null, leader: null, commitIndex: null, appliedIndex: null, logSize: null, revision: null, appliedHash: null, voters: null, serving: false, alarms: [], error: (err as Error).message };
+          return { name: m.name, memberId: null, reachable: false, role: 'unreachable', term: null, leader: null, commitIndex: null, appliedIndex: null, logSize: null, revision: null, appliedHash: null, voters: null, serving: false, alarms: [], error: (err as Error).message };
         }
       }),
     );
