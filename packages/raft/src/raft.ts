@@ -237,10 +237,11 @@ export class Raft {
   }
 
   /**
-   * The host found this node's state machine damaged: it goes on voting and replicating (its
-   * log is sound), but never campaigns again, even when asked to take over by a transfer.
+   * While `reason` is set this node goes on voting and replicating but never campaigns, even
+   * when asked to take over by a transfer: its host found its state machine damaged, or has not
+   * yet confirmed it. `undefined` lifts it.
    */
-  refuseCampaigns(reason: string): void {
+  refuseCampaigns(reason: string | undefined): void {
     this.campaignsRefused = reason;
   }
 

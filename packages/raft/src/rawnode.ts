@@ -61,8 +61,8 @@ export class RawNode {
     this.raft.leaderUnreachable();
   }
 
-  /** From now on this node never campaigns (its host found its state damaged); it still votes. */
-  refuseCampaigns(reason: string): void {
+  /** While `reason` is set (until called with undefined) this node does not campaign; it still votes. */
+  refuseCampaigns(reason: string | undefined): void {
     this.raft.refuseCampaigns(reason);
   }
 

@@ -104,6 +104,11 @@ test('a node told to refuse campaigns never leads, even when asked to take over;
   assert.equal(net.node('n3').role, 'leader', 'n3 was elected with n2\'s vote');
   net.propose('n3', 'y');
   assert.ok(net.node('n2').appliedValues().includes('y'), 'n2 still replicates');
+  // Lifted, it campaigns again.
+  net.node('n2').raw.refuseCampaigns(undefined);
+  net.node('n2').raw.campaign();
+  net.deliver(net.node('n2').flush());
+  assert.equal(net.node('n2').role, 'leader');
 });
 
 test('a member pushed far ahead (many bounded steps) is reached again, and the cluster elects at its term', () => {

@@ -1,4 +1,6 @@
+import { closeSync, existsSync, openSync, readSync, writeFileSync, writeSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import { join } from 'node:path';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
@@ -30,6 +32,26 @@ export interface LoadedState {
 type Op = { type: 'put'; key: string; value: Uint8Array } | { type: 'del'; key: string };
 
 /**
+ * What the log held after its last synced write: its hard state and last entry. Kept outside
+ * LevelDB, in `raft.mark`, because LevelDB replays a write-ahead log that lost its tail (cut,
+ * or a disk that dropped synced writes) without a word, and a master that came back with less
+ * log, or an older vote, than it had acknowledged could vote a committed write away. Written
+ * after each synced batch returns (to the page cache, not synced again: after a power loss it
+ * can only be older than the log, never newer), in two alternating checksummed slots, so a torn
+ * write leaves the other.
+ */
+interface Mark {
+  readonly seq: number;
+  readonly term: number;
+  readonly vote: string;
+  readonly commit: number;
+  readonly lastIndex: number;
+  readonly lastTerm: number;
+}
+
+const MARK_SLOT = 512;
+
+/**
  * The durable half of a master's Raft state, in level: the hard state, the log, the latest
  * snapshot, and a few records of the host's (its identity). Writes the host must not
  * acknowledge before they are on disk go through one batch with `sync: true` (an fsync), so
@@ -45,10 +67,17 @@ export class DiskLog {
   private last = 0;
   /** Bytes of entries written since the last snapshot (for snapshots by size). */
   private entryBytes = 0;
+  /** What is on disk as of the last write, and the mark last written. */
+  private hardState: HardState = { term: 0, vote: '', commit: 0 };
+  private lastTerm = 0;
+  private mark: Mark | undefined;
+  /** Each host record's writes, one after the other (level may reorder concurrent puts). */
+  private readonly recordWrites = new Map<string, Promise<void>>();
 
   private constructor(
     private readonly dir: string,
     private db: Level<string, Uint8Array>,
+    private readonly markFd: number,
   ) {}
 
   /** The level database's directory, for messages. */
@@ -64,7 +93,16 @@ export class DiskLog {
       if (isDiskFull(err)) throw new KvError('unavailable', `cannot create the data directory ${dir}: its disk is full`);
       throw new KvError('unavailable', `cannot create the data directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    return new DiskLog(dir, await openDb(dir));
+    const db = await openDb(dir);
+    const markPath = join(dir, 'raft.mark');
+    try {
+      if (!existsSync(markPath)) writeFileSync(markPath, Buffer.alloc(2 * MARK_SLOT));
+      return new DiskLog(dir, db, openSync(markPath, 'r+'));
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      if (isDiskFull(err)) throw new KvError('unavailable', `cannot open the data directory ${dir}: its disk is full`);
+      throw new KvError('unavailable', `cannot open ${markPath}: ${(err as Error).message}`);
+    }
   }
 
   /** Reads everything back after a restart, checking every record. Throws KvError `corrupt` or `wrong-data-dir`. */
@@ -92,12 +130,31 @@ export class DiskLog {
       if (isKvError(err)) throw err;
       throw this.damaged(levelCause(err));
     }
+    this.checkMark(hardState, snapshot, entries);
     // Entries a snapshot covers (kept for lagging followers before the restart) go now. Not
     // needed for correctness (they are never read again), so a full disk does not stop us.
     if (after > 0) await this.db.clear({ gte: entryKey(0), lte: entryKey(after) }).catch(() => undefined);
     this.first = after + 1;
     this.last = after + entries.length;
+    this.hardState = hardState ?? this.hardState;
+    this.lastTerm = entries[entries.length - 1]?.term ?? snapshot?.metadata.term ?? 0;
     return { hardState, snapshot, entries, records };
+  }
+
+  /** Refuses a log that ends before, or a hard state older than, what the mark says was synced. */
+  private checkMark(hardState: HardState | undefined, snapshot: Snapshot | undefined, entries: readonly Entry[]): void {
+    this.mark = readMark(this.markFd);
+    const mark = this.mark;
+    if (mark === undefined) return;
+    const after = snapshot?.metadata.index ?? 0;
+    const last = after + entries.length;
+    const termAt = (i: number): number | undefined => (i === after ? (snapshot?.metadata.term ?? 0) : entries[i - after - 1]?.term);
+    if (mark.lastIndex > last) throw this.damaged(`its write-ahead log lost records it had synced: the log ends at entry ${last}, but it had written entries up to ${mark.lastIndex}`);
+    if (mark.lastIndex >= after && termAt(mark.lastIndex) !== mark.lastTerm) throw this.damaged(`entry ${mark.lastIndex} is of term ${termAt(mark.lastIndex)}, but it had written it in term ${mark.lastTerm}`);
+    const hs = hardState ?? { term: 0, vote: '', commit: 0 };
+    if (hs.term < mark.term || (hs.term === mark.term && mark.vote !== '' && hs.vote !== mark.vote) || hs.commit < mark.commit) {
+      throw this.damaged(`its hard state (term ${hs.term}, vote "${hs.vote}", commit ${hs.commit}) is older than what it had synced (term ${mark.term}, vote "${mark.vote}", commit ${mark.commit}), so it could vote twice`);
+    }
   }
 
   /**
@@ -136,6 +193,22 @@ export class DiskLog {
     this.first = first;
     this.last = last;
     this.entryBytes = bytes;
+    if (hardState !== undefined) this.hardState = hardState;
+    if (entries.length > 0) this.lastTerm = entries[entries.length - 1]!.term;
+    else if (snapshot !== undefined) this.lastTerm = snapshot.metadata.term;
+    // A sync covers every earlier write too: what is in memory now is on disk.
+    if (sync && ops.length > 0) this.writeMark();
+  }
+
+  private writeMark(): void {
+    const mark: Mark = { seq: (this.mark?.seq ?? 0) + 1, term: this.hardState.term, vote: this.hardState.vote, commit: this.hardState.commit, lastIndex: this.last, lastTerm: this.lastTerm };
+    const json = Buffer.from(JSON.stringify(mark));
+    const slot = Buffer.alloc(MARK_SLOT);
+    slot.writeUInt16BE(json.length, 4);
+    json.copy(slot, 6);
+    slot.writeUInt32BE(crc32(slot.subarray(4)), 0);
+    writeSync(this.markFd, slot, 0, MARK_SLOT, (mark.seq % 2) * MARK_SLOT);
+    this.mark = mark;
   }
 
   /** Stores a snapshot the host took (for log compaction), synced. */
@@ -152,10 +225,22 @@ export class DiskLog {
     this.first = upTo + 1;
   }
 
-  /** Stores one of the host's own records, synced. */
-  async writeRecord(key: string, value: unknown): Promise<void> {
-    if (key.startsWith('e') || key === HARD_STATE || key === SNAPSHOT) throw new Error(`${key} is not a host record key`);
-    await this.db.put(key, encode(value), { sync: true });
+  /**
+   * Stores one of the host's own records, synced. Writes of one key go one after the other, in
+   * the order they were asked for: level runs puts on several threads, so two at once could land
+   * in either order and leave the older value.
+   */
+  writeRecord(key: string, value: unknown): Promise<void> {
+    if (key.startsWith('e') || key === HARD_STATE || key === SNAPSHOT) return Promise.reject(new Error(`${key} is not a host record key`));
+    const bytes = encode(value);
+    const previous = this.recordWrites.get(key) ?? Promise.resolve();
+    const write = previous.catch(() => undefined).then(() => this.db.put(key, bytes, { sync: true }));
+    this.recordWrites.set(key, write);
+    const forget = (): void => {
+      if (this.recordWrites.get(key) === write) this.recordWrites.delete(key);
+    };
+    write.then(forget, forget);
+    return write;
   }
 
   /**
@@ -186,7 +271,9 @@ export class DiskLog {
   }
 
   async close(): Promise<void> {
+    await Promise.allSettled([...this.recordWrites.values()]);
     await this.db.close();
+    closeSync(this.markFd);
   }
 
   private decode(key: string, value: Uint8Array): unknown {
@@ -217,8 +304,27 @@ export class DiskLog {
 export function damagedError(path: string, what: string): KvError {
   return new KvError(
     'corrupt',
-    `the data directory ${path} is damaged (${what}); this master will not serve from it: remove it from the cluster and add it back with an empty data directory, or restore its directory from a snapshot`,
+    `the data directory ${path} is damaged (${what}); this master will not serve from it: remove it from the cluster and add it back with an empty data directory`,
   );
+}
+
+/** The newest sound slot of the mark file, or undefined when there is none yet. */
+function readMark(fd: number): Mark | undefined {
+  const buf = Buffer.alloc(2 * MARK_SLOT);
+  readSync(fd, buf, 0, buf.length, 0);
+  let best: Mark | undefined;
+  for (let i = 0; i < 2; i++) {
+    const slot = buf.subarray(i * MARK_SLOT, (i + 1) * MARK_SLOT);
+    const len = slot.readUInt16BE(4);
+    if (len === 0 || len > MARK_SLOT - 6 || slot.readUInt32BE(0) !== crc32(slot.subarray(4))) continue;
+    try {
+      const m = JSON.parse(slot.subarray(6, 6 + len).toString()) as Mark;
+      if (best === undefined || m.seq > best.seq) best = m;
+    } catch {
+      // a torn slot: the other one holds
+    }
+  }
+  return best;
 }
 
 function encode(value: unknown): Uint8Array {

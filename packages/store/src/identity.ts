@@ -95,6 +95,8 @@ export function quorumsFor(members: number): { announce: number; fresh: number }
 interface PeerRecord {
   readonly memberId: string;
   readonly since: string;
+  /** The log index this master had applied when it met it: removals before it are older than it. */
+  readonly seenAt: number;
 }
 
 /** The member ids of the peers this master has met, and those removed from the cluster. */
@@ -110,8 +112,11 @@ export class Incarnations {
     return new Incarnations(new Map(o.peers ?? []), new Set(o.retired ?? []), save);
   }
 
-  /** Whether `hello`'s sender may talk to us; records a peer met for the first time (on disk, before answering). */
-  async admit(hello: Hello, self: Identity, isMember: (name: NodeId) => boolean): Promise<Admission> {
+  /**
+   * Whether `hello`'s sender may talk to us; records a peer met for the first time (on disk,
+   * before answering), with `appliedIndex`, how far this master had applied the log then.
+   */
+  async admit(hello: Hello, self: Identity, isMember: (name: NodeId) => boolean, appliedIndex: number): Promise<Admission> {
     if (hello.cluster !== self.cluster || (hello.clusterId !== null && self.clusterId !== null && hello.clusterId !== self.clusterId)) {
       return { ok: false, reason: 'cluster', message: `${self.member} belongs to cluster ${self.cluster}${self.clusterId === null ? '' : ` (id ${self.clusterId})`}, not to ${hello.cluster}${hello.clusterId === null ? '' : ` (id ${hello.clusterId})`}` };
     }
@@ -130,7 +135,7 @@ export class Incarnations {
         message: `${self.member} knows ${hello.member} as member ${known.memberId} (since ${known.since}), not as ${hello.memberId}: ${hello.member} lost the data it had`,
       };
     }
-    const record: PeerRecord = { memberId: hello.memberId, since: new Date().toISOString() };
+    const record: PeerRecord = { memberId: hello.memberId, since: new Date().toISOString(), seenAt: appliedIndex };
     this.peers.set(hello.member, record);
     try {
       await this.save(this.toRecord());
@@ -141,18 +146,23 @@ export class Incarnations {
     }
   }
 
-  /** A member was removed: its incarnation may never come back (a new one may). */
-  async retire(name: NodeId): Promise<void> {
+  /**
+   * A member was removed at log index `at`: the incarnation met before then may never come back
+   * (a new one may). An incarnation met after `at` is not the removed one: that is how a removal
+   * replayed at start (its retirement may not have reached the disk before a crash) leaves a
+   * member added back since alone.
+   */
+  async retire(name: NodeId, at: number): Promise<void> {
     const known = this.peers.get(name);
-    if (known === undefined) return;
+    if (known === undefined || (known.seenAt ?? 0) >= at) return;
     this.peers.delete(name);
     this.retired.add(known.memberId);
     await this.save(this.toRecord());
   }
 
-  /** After installing a snapshot: members not in it were removed meanwhile. */
-  async retireAllBut(members: ReadonlySet<NodeId>): Promise<void> {
-    const gone = [...this.peers.keys()].filter((name) => !members.has(name));
+  /** After installing a snapshot at index `at`: members not in it were removed before it. */
+  async retireAllBut(members: ReadonlySet<NodeId>, at: number): Promise<void> {
+    const gone = [...this.peers].filter(([name, r]) => !members.has(name) && (r.seenAt ?? 0) < at).map(([name]) => name);
     for (const name of gone) {
       this.retired.add(this.peers.get(name)!.memberId);
       this.peers.delete(name);
@@ -170,28 +180,46 @@ export class Incarnations {
 }
 
 /**
- * A master with a new member id waits here before taking part in Raft: until `needed` peers
- * have welcomed (recorded) it. A peer that knows it under another id refuses it; that is
- * final only once the refusal has stood for `graceMs` (a peer that has not yet applied the
- * removal of a predecessor lifts it when it does). Waiting is safe either way: the peers that
- * recorded a predecessor never welcome us, and without them `needed` cannot be reached.
- * Peers that refuse for a passing reason, or cannot be reached, are tried again as the
- * transport redials.
+ * A master with a new member id waits here before taking part in Raft: until enough peers have
+ * welcomed (recorded) it (`quorumsFor(members).fresh`, counted on the configuration its peers
+ * report, or on the cluster file's list until one has). A peer that knows it under another id
+ * refuses it; that is final only once the refusal has stood for `graceMs` (a peer that has not
+ * yet applied the removal of a predecessor lifts it when it does). Waiting is safe either way:
+ * the peers that recorded a predecessor never welcome us, and without them the quorum cannot
+ * be reached. Peers that refuse for a passing reason, or cannot be reached, are tried again as
+ * the transport redials.
  */
 export class Announcement {
   private readonly welcomed = new Set<NodeId>();
   private readonly refused = new Map<NodeId, { message: string; since: number }>();
+  private members: number;
+  private reported: number | undefined;
   private wake: (() => void) | undefined;
 
   constructor(
-    readonly needed: number,
+    private readonly self: NodeId,
+    listed: number,
     private readonly graceMs: number,
-  ) {}
+  ) {
+    this.members = listed;
+  }
 
-  answer(peer: NodeId, answer: { readonly ok: true } | { readonly ok: false; readonly reason: Refusal; readonly message: string }): void {
+  /** How many welcomes it takes now. */
+  get needed(): number {
+    return quorumsFor(this.members).fresh;
+  }
+
+  answer(peer: NodeId, answer: { readonly ok: true; readonly members?: readonly NodeId[] } | { readonly ok: false; readonly reason: Refusal; readonly message: string }): void {
     if (answer.ok) {
       this.welcomed.add(peer);
       this.refused.delete(peer);
+      // The configuration as the peers know it, with us in it (we are in it, or joining it);
+      // the largest reported, in case one peer lags behind a change that grew it.
+      if (answer.members !== undefined && answer.members.length > 0) {
+        const size = new Set([...answer.members, this.self]).size;
+        this.reported = Math.max(this.reported ?? 0, size);
+        this.members = this.reported;
+      }
     } else if (isConclusive(answer.reason) && !this.refused.has(peer)) {
       this.refused.set(peer, { message: answer.message, since: Date.now() });
     }
@@ -199,7 +227,7 @@ export class Announcement {
   }
 
   /** Resolves once enough peers welcomed us; rejects with a refusal that stood for the grace period. */
-  async wait(progress: (welcomed: readonly NodeId[]) => void): Promise<void> {
+  async wait(progress: (welcomed: readonly NodeId[], needed: number) => void): Promise<void> {
     let last = Date.now();
     for (;;) {
       if (this.welcomed.size >= this.needed) return;
@@ -207,7 +235,7 @@ export class Announcement {
       for (const [peer, r] of this.refused) if (now - r.since >= this.graceMs) throw { peer, message: r.message };
       if (now - last >= 5000) {
         last = now;
-        progress([...this.welcomed]);
+        progress([...this.welcomed], this.needed);
       }
       await new Promise<void>((resolve) => {
         this.wake = resolve;

@@ -19,7 +19,7 @@ import { decodeMember, decodePayload, decodeSnapshot, encodeClusterId, encodeCom
 import { DiskLog, damagedError, isDiskFull, type LoadedState } from './disk.ts';
 import { KvError, isKvError } from './errors.ts';
 import { AppliedHashes, HashCheck } from './hash-check.ts';
-import { Announcement, Incarnations, newIdentity, quorumsFor, readIdentity, type Identity, type Refusal } from './identity.ts';
+import { Announcement, Incarnations, newIdentity, readIdentity, type Identity, type Refusal } from './identity.ts';
 import { checksum } from './integrity.ts';
 import { MvccStore, type ApplyOutcome, type MvccSnapshot } from './kv/mvcc.ts';
 import type { RangeRequest, RangeResponse, Session, WatchRequest, WriteRequest, WriteResponse } from './kv/types.ts';
@@ -191,8 +191,6 @@ export class StoreNode extends EventEmitter<Events> {
   private readonly hashes = new AppliedHashes();
   private readonly hashCheck: HashCheck;
   private nextHashCheck = 0;
-  /** Entries up to this index were applied before this process started (replayed from disk). */
-  private readonly replayedTo: number;
   private corrupt: Alarm | undefined;
   private nospace: Alarm | undefined;
   private diskFull: Alarm | undefined;
@@ -224,7 +222,6 @@ export class StoreNode extends EventEmitter<Events> {
     this.clusterId = restored?.clusterId ?? null;
     this.hashes.reset(store.appliedIndex, store.appliedHash);
     const hs = storage.initialState().hardState;
-    this.replayedTo = hs.commit;
     this.hashCheck = new HashCheck({
       self: options.id,
       hashes: this.hashes,
@@ -235,11 +232,28 @@ export class StoreNode extends EventEmitter<Events> {
       alarms: () => this.alarms().map((a) => a.type),
       logger: options.logger,
       gateIndex: hs.commit,
-      onConfirmed: () => options.logger.info({ index: this.store.appliedIndex }, 'applied state confirmed by a majority of the masters; serving'),
+      onConfirmed: () => {
+        options.logger.info({ index: this.store.appliedIndex }, 'applied state confirmed by a majority of the masters; serving');
+        this.releaseCampaigns();
+      },
       onCorrupt: (message) => this.raiseCorrupt(message),
     });
+    // Nor may it lead before then: a leader ships its log and snapshots to the others.
+    if (!this.hashCheck.confirmed) {
+      this.campaignsHeldSince = Date.now();
+      raw.refuseCampaigns('its applied state is not yet confirmed by a majority of the masters');
+    }
     const stored = this.identity.current.corrupt;
     if (stored !== undefined) this.raiseCorrupt(stored.message, stored.since);
+  }
+
+  /** When campaigns were held back until confirmation (undefined: they are not). */
+  private campaignsHeldSince: number | undefined;
+
+  private releaseCampaigns(): void {
+    if (this.campaignsHeldSince === undefined || this.corrupt !== undefined) return;
+    this.campaignsHeldSince = undefined;
+    this.raw.refuseCampaigns(undefined);
   }
 
   /**
@@ -324,7 +338,11 @@ export class StoreNode extends EventEmitter<Events> {
       const known = new Set(options.members.map((m) => m.id));
       let node: StoreNode | undefined;
       const electionMs = options.tickMs * options.electionTicks;
-      const announcement = identity.current.announced ? undefined : new Announcement(quorumsFor(options.members.length).fresh, Math.max(1000, 10 * electionMs));
+      // A new founder's configuration will be the founders; anyone else counts the cluster
+      // file until its peers say what the configuration is.
+      const founders = options.founders ?? options.members.map((m) => m.id);
+      const founding = !hasRaft && options.join !== true && founders.includes(options.id);
+      const announcement = identity.current.announced ? undefined : new Announcement(options.id, founding ? founders.length : options.members.length, Math.max(1000, 10 * electionMs));
       transport = await PeerTransport.start({
         self: options.id,
         listen: options.peerListen,
@@ -334,9 +352,11 @@ export class StoreNode extends EventEmitter<Events> {
         maxFrameBytes: 8 * 1024 * 1024,
         heartbeatMs: Math.max(200, options.tickMs * options.heartbeatTicks * 4),
         hello: () => ({ member: options.id, memberId: identity.current.memberId, cluster, clusterId: identity.current.clusterId }),
-        admit: (hello) => incarnations.admit(hello, identity.current, (name) => known.has(name) || node?.isMember(name) === true),
+        // Until the node exists, what it will have applied once it replayed its disk.
+        admit: (hello) => incarnations.admit(hello, identity.current, (name) => known.has(name) || node?.isMember(name) === true, node?.appliedIndex() ?? loaded.hardState?.commit ?? 0),
         onMessage: (m) => node?.receive(m),
         onPeerDown: (peer) => node?.peerDown(peer),
+        members: () => node?.memberNames() ?? (founding ? founders : []),
         onIntroduced: (peer, answer) => {
           announcement?.answer(peer, answer);
           if (!answer.ok) node?.refusedBy(peer, answer.reason, answer.message);
@@ -347,10 +367,9 @@ export class StoreNode extends EventEmitter<Events> {
       const urls = new Map(options.members.filter((m) => m.id !== options.id).map((m) => [m.id, m.peerUrl]));
       transport.setPeers(urls);
       if (announcement !== undefined) {
-        const { fresh } = quorumsFor(options.members.length);
         try {
-          await announcement.wait((welcomed) =>
-            options.logger.info({ welcomed }, `this master is new (member id ${identity.current.memberId}): waiting to hear from ${fresh} of the other masters before it takes part (${welcomed.length} so far)`),
+          await announcement.wait((welcomed, needed) =>
+            options.logger.info({ welcomed }, `this master is new (member id ${identity.current.memberId}): waiting to hear from ${needed} of the other masters before it takes part (${welcomed.length} so far)`),
           );
         } catch (err) {
           if (err instanceof Error) throw err;
@@ -573,6 +592,17 @@ export class StoreNode extends EventEmitter<Events> {
     this.schedule();
   }
 
+  /** The log index this master has applied. */
+  appliedIndex(): number {
+    return this.store.appliedIndex;
+  }
+
+  /** The members of the configuration this master has applied (voters and learners). */
+  memberNames(): NodeId[] {
+    const cs = this.raw.confState();
+    return [...cs.voters, ...cs.learners];
+  }
+
   /** Whether `name` is a member this master knows of (listed, or added since). */
   isMember(name: NodeId): boolean {
     return this.members.has(name);
@@ -664,7 +694,16 @@ export class StoreNode extends EventEmitter<Events> {
     this.reads.retryInFlight(now - 2 * this.options.electionTicks * this.options.tickMs);
     // Generous, so a leader that is merely slow is not sent every write twice.
     if (!this.isLeader) this.writes.requeueStale(now - 5 * this.options.electionTicks * this.options.tickMs);
-    if (this.isLeader) this.leaderDuties(now);
+    if (this.isLeader && this.corrupt === undefined) this.leaderDuties(now);
+    // A CORRUPT leader keeps trying to hand over (a transfer not done in an election timeout is abandoned).
+    if (this.isLeader && this.corrupt !== undefined) this.handOver();
+    // Confirmation may never come while the only masters that could confirm us wait for a
+    // leader that only we can be (our log is the longest): then campaign anyway, said aloud,
+    // rather than leave the cluster without one.
+    if (this.campaignsHeldSince !== undefined && now - this.campaignsHeldSince > 10 * this.options.electionTicks * this.options.tickMs) {
+      this.options.logger.warn({}, 'no majority has confirmed what this master applied yet; it may campaign all the same, so that the cluster is not left without a leader');
+      this.releaseCampaigns();
+    }
     // Until a majority has confirmed what we replayed, ask on every tick; then now and then.
     if (!this.hashCheck.confirmed || now >= this.nextHashCheck) {
       this.hashCheck.ask();
@@ -878,9 +917,8 @@ export class StoreNode extends EventEmitter<Events> {
     if (change.type === 'removeNode') {
       this.members.delete(change.nodeId);
       this.hashCheck.forget(change.nodeId);
-      // Its incarnation may never come back (a new, empty one may). Entries replayed at start
-      // were retired when first applied: the records on disk are already past them.
-      if (index > this.replayedTo) this.incarnations.retire(change.nodeId).catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record a removed member'));
+      // Its incarnation may never come back (a new, empty one may: see Incarnations.retire).
+      this.incarnations.retire(change.nodeId, index).catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record a removed member'));
     } else if (member !== undefined) this.members.set(change.nodeId, member);
     this.updatePeers();
     const waiter = this.confWaiters.get(`${change.type}:${change.nodeId}`);
@@ -907,7 +945,7 @@ export class StoreNode extends EventEmitter<Events> {
     // The snapshot's membership replaces ours: members removed meanwhile are gone from it.
     this.members.clear();
     for (const [id, m] of state.members) this.members.set(id, m);
-    this.incarnations.retireAllBut(new Set(this.members.keys())).catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record removed members'));
+    this.incarnations.retireAllBut(new Set(this.members.keys()), snapshot.metadata.index).catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record removed members'));
     if (state.clusterId !== undefined && state.clusterId !== null) this.adoptClusterId(state.clusterId);
     this.updatePeers();
     this.watches.replaceStore(this.store);
@@ -1016,13 +1054,15 @@ export class StoreNode extends EventEmitter<Events> {
     this.schedule();
   }
 
-  /** A corrupt leader hands over to the most up-to-date other voter. */
+  /** A corrupt leader hands over to the most up-to-date other voter that reports no alarm. */
   private handOver(): void {
-    const progress = this.raw.status().progress;
+    const status = this.raw.status();
+    if (status.leadTransferee !== '') return;
+    const alarmed = new Set([...this.hashCheck.peersWithAlarm('CORRUPT'), ...this.hashCheck.peersWithAlarm('DISKFULL')]);
     let best: NodeId | undefined;
     let match = -1;
-    for (const [id, pr] of progress ?? []) {
-      if (id === this.id || pr.isLearner || pr.match <= match) continue;
+    for (const [id, pr] of status.progress ?? []) {
+      if (id === this.id || pr.isLearner || alarmed.has(id) || pr.match <= match) continue;
       best = id;
       match = pr.match;
     }

@@ -23,12 +23,14 @@ export interface PeerTransportOptions {
   readonly hello: () => Hello;
   /** Whether a peer that dialed us may talk to us. */
   readonly admit: (hello: Hello) => Promise<Admission>;
+  /** The members of our configuration, told in a welcome (a new master counts its quorum on them). */
+  readonly members: () => readonly NodeId[];
   /** Called for each Raft message a peer sends; `from` is checked against the peer's credential. */
   readonly onMessage: (m: unknown, from: NodeId) => void;
   /** Called when the connection to a peer breaks (or another attempt to connect fails). */
   readonly onPeerDown?: (peer: NodeId) => void;
   /** A peer we dialed admitted us (true) or refused us, and why. */
-  readonly onIntroduced?: (peer: NodeId, answer: { readonly ok: true } | { readonly ok: false; readonly reason: Refusal; readonly message: string }) => void;
+  readonly onIntroduced?: (peer: NodeId, answer: Introduction) => void;
   /** A control frame from an admitted peer; `reply` answers on the same connection. */
   readonly onControl?: (c: Frame, from: NodeId, reply: (c: Frame) => void) => void;
   /** An answer to a control frame we sent. */
@@ -36,6 +38,9 @@ export interface PeerTransportOptions {
 }
 
 const REFUSALS: ReadonlySet<string> = new Set(['not-member', 'cluster', 'incarnation', 'retired', 'busy']);
+
+/** A peer's answer to our hello: welcome (with the members it knows), or refused and why. */
+export type Introduction = { readonly ok: true; readonly members: readonly NodeId[] } | { readonly ok: false; readonly reason: Refusal; readonly message: string };
 
 interface Outgoing {
   readonly url: string;
@@ -135,11 +140,13 @@ export class PeerTransport {
     out.admitted = false;
     conn.on('frame', (frame) => {
       switch (frame['t']) {
-        case 'welcome':
+        case 'welcome': {
           if (!out.admitted) this.options.logger.info({ peer: id }, 'peer connected');
           out.admitted = true;
-          this.options.onIntroduced?.(id, { ok: true });
+          const members = Array.isArray(frame['members']) ? frame['members'].filter((m): m is string => typeof m === 'string' && m.length <= 128).slice(0, 1000) : [];
+          this.options.onIntroduced?.(id, { ok: true, members });
           return;
+        }
         case 'refused': {
           const reason = String(frame['reason']);
           const message = typeof frame['message'] === 'string' ? frame['message'].slice(0, 1000) : 'refused';
@@ -179,7 +186,7 @@ export class PeerTransport {
             if (!conn.open) return;
             if (verdict.ok) {
               state = 'admitted';
-              conn.send({ t: 'welcome' });
+              conn.send({ t: 'welcome', members: [...this.options.members()] });
               return;
             }
             this.options.logger.warn({ peer: conn.remote, reason: verdict.reason }, `refused a peer: ${verdict.message}`);

@@ -6,7 +6,10 @@ import assert from 'node:assert/strict';
 import { rmSync } from 'node:fs';
 import { test } from 'node:test';
 import fc from 'fast-check';
-import { KvError, quorumsFor } from '@flotilla/store';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { DiskLog, Incarnations, KvError, quorumsFor } from '@flotilla/store';
 import { TestCluster, enc, eventually, reAdd } from './support.ts';
 
 const ids = ['m1', 'm2', 'm3'];
@@ -87,6 +90,41 @@ test('a removed member restarted with its old directory is refused by every othe
   await (await c.leader()).addLearner(victim, { peerUrl: c.peerUrl(victim) });
   await starting;
   await (await c.leader()).promote(victim);
+  await c.converged(10_000);
+});
+
+test('a master that meets several peers at once remembers every one of them on disk', async (t) => {
+  // Level may run two puts of one key in either order; the peers record must not lose one.
+  const root = mkdtempSync(join(tmpdir(), 'flotilla-peers-'));
+  t.after(() => rmSync(root, { recursive: true, force: true }));
+  for (let round = 0; round < 50; round++) {
+    const dir = join(root, `r${round}`);
+    const disk = await DiskLog.open(dir);
+    await disk.load();
+    const self = { cluster: 'flotilla', clusterId: null, member: 'm1', memberId: '00000000000000aa', createdAt: '', announced: true };
+    const peers = Incarnations.from(undefined, (record) => disk.writeRecord('peers', record));
+    const names = ['m2', 'm3', 'm4', 'm5', 'm6'];
+    const answers = await Promise.all(names.map((m, i) => peers.admit({ member: m, memberId: `${i}`.padStart(16, 'b'), cluster: 'flotilla', clusterId: null }, self, () => true, 0)));
+    assert.ok(answers.every((a) => a.ok));
+    await disk.close();
+    const again = await DiskLog.open(dir);
+    const stored = (await again.load()).records.get('peers') as { peers: [string, unknown][] };
+    await again.close();
+    assert.deepEqual(stored.peers.map(([n]) => n).sort(), names, `round ${round}`);
+  }
+});
+
+test('a wiped master listed among masters that were never started still gets back in (the quorum counts the configuration)', async (t) => {
+  // The file lists five; only three found the cluster. Counting five, a new directory would
+  // need three welcomes from the two peers that run.
+  const c = await TestCluster.start([], { founders: ['m1', 'm2', 'm3'] });
+  for (const id of ['m1', 'm2', 'm3', 'm4', 'm5']) await c.define(id);
+  await Promise.all(ids.map((id) => c.startMember(id)));
+  t.after(() => c.stop());
+  const client = c.client();
+  await client.put('k', enc('v'));
+  const victim = ids.find((id) => id !== ids.find((x) => c.node(x).status().role === 'leader'))!;
+  await reAdd(c, victim);
   await c.converged(10_000);
 });
 
