@@ -1,6 +1,7 @@
 import { mkdirSync } from 'node:fs';
 import { Agent } from '@flotilla/agent';
 import { createLogger } from '@flotilla/wire';
+import { startWatchdog } from '../watchdog.ts';
 import { readClusterCa } from '../ca.ts';
 import { apiUrl, findWorker, loadClusterFile, type WorkerSpec } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
@@ -28,6 +29,7 @@ export async function agent(args: readonly string[]): Promise<number> {
   if (apiUrls.length === 0) throw new Error(`no master in ${file.path} serves the API: give the masters "api" addresses`);
   mkdirSync(spec.data, { recursive: true });
   const logger = createLogger(`${file.cluster}/${spec.name}`);
+  startWatchdog(logger);
   const ca = file.insecureHttp ? undefined : await readClusterCa(file, `flotilla-agent-${spec.name}`, 30_000);
   const running = await Agent.start({
     name: spec.name,

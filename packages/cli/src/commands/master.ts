@@ -7,6 +7,7 @@ import { createLogger, isWireError } from '@flotilla/wire';
 import { dashboardFiles } from '@flotilla/dashboard';
 import { ControlPlane } from '../control-plane.ts';
 import { collectStatus } from './status.ts';
+import { startWatchdog } from '../watchdog.ts';
 import { apiUrl, clientUrl, defaultQuota, findMaster, loadClusterFile, peerUrl, type Address, type ClusterFile } from '../cluster-file.ts';
 import { UsageError, parse } from '../args.ts';
 
@@ -24,6 +25,7 @@ export async function master(args: readonly string[]): Promise<number> {
   const file = loadClusterFile(opts.config);
   const me = findMaster(file, opts.name);
   const logger = createLogger(`${file.cluster}/${me.name}`);
+  const watchdog = startWatchdog(logger);
   const rejoin = `flotilla member remove --config ${opts.config} --name ${me.name}; move ${me.data} away; flotilla master --config ${opts.config} --name ${me.name} --join; flotilla member add --config ${opts.config} --name ${me.name}`;
   let node: StoreNode;
   try {
@@ -98,6 +100,7 @@ export async function master(args: readonly string[]): Promise<number> {
       await api?.close();
       await server.close();
       await node.close();
+      watchdog.stop();
       resolve(code);
     };
     process.on('SIGINT', () => void stop(0, 'SIGINT'));
