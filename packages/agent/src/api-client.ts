@@ -4,6 +4,9 @@
 // mid-call becomes a ServiceUnavailable ApiError, which callers retry.
 import { AgentClient, ApiError, REASONS, resourcePath, type ApiClient, type ClientListOptions, type DeleteCallOptions, type KubeList, type KubeObject, type Reason, type Status, type WatchCallbacks } from '@flotilla/api';
 
+/** Objects per page when the agent lists (client-go's informers use 500). */
+const LIST_PAGE = 500;
+
 const PATCH_TYPES = { merge: 'application/merge-patch+json', strategic: 'application/strategic-merge-patch+json', json: 'application/json-patch+json' } as const;
 
 /** The ApiError a master's Status stands for (unknown reasons by their code). */
@@ -32,8 +35,26 @@ export class AgentApiClient implements ApiClient {
   }
 
   async list<T extends KubeObject>(resource: string, namespace?: string, options?: ClientListOptions): Promise<{ items: T[]; resourceVersion: string }> {
-    const l = await this.call<KubeList<T>>('GET', resourcePath(resource, namespace), { query: selectors(options) });
-    return { items: l.items, resourceVersion: l.metadata.resourceVersion ?? '' };
+    // Paged, as client-go's informers list: one answer is one frame, and a cluster's
+    // Services or Endpoints can outgrow a frame. Every page is read at the first one's
+    // revision (the continue token carries it); an expired token lists again from the start.
+    for (;;) {
+      const items: T[] = [];
+      let token: string | undefined;
+      let resourceVersion = '';
+      try {
+        do {
+          const l: KubeList<T> = await this.call<KubeList<T>>('GET', resourcePath(resource, namespace), { query: { ...selectors(options), limit: String(LIST_PAGE), ...(token === undefined ? {} : { continue: token }) } });
+          for (const item of l.items) items.push(item);
+          resourceVersion = l.metadata.resourceVersion ?? '';
+          token = l.metadata.continue === undefined || l.metadata.continue === '' ? undefined : l.metadata.continue;
+        } while (token !== undefined);
+      } catch (err) {
+        if (err instanceof ApiError && err.reason === 'Expired' && token !== undefined) continue;
+        throw err;
+      }
+      return { items, resourceVersion };
+    }
   }
 
   create<T extends KubeObject>(resource: string, obj: T): Promise<T> {

@@ -29,7 +29,14 @@ export interface ApiOptions {
   readonly insecureHttp: boolean;
   readonly logger: Logger;
   /** In-flight limits (see ApiServerOptions); Kubernetes' defaults when absent. */
-  readonly limits?: { readonly maxRequestsInFlight: number; readonly maxMutatingRequestsInFlight: number };
+  readonly limits?: {
+    readonly maxRequestsInFlight: number;
+    readonly maxMutatingRequestsInFlight: number;
+    readonly maxWatches?: number;
+    readonly maxWatchesPerUser?: number;
+    readonly requestTimeoutSeconds?: number;
+    readonly maxConnections?: number;
+  };
   /** The other masters' API base URLs, for pod-log requests whose agent is connected elsewhere. */
   readonly peers?: () => readonly string[];
   /** The dashboard's files, served at /ui (see ApiServerOptions.ui). */
@@ -150,7 +157,7 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
     ...(tls === undefined ? {} : { tls }),
     authenticator: auth,
     ...(options.joinToken === undefined ? {} : { joinToken: options.joinToken }),
-    ...options.limits,
+    ...(options.limits === undefined ? {} : apiLimits(options.limits)),
     ...(options.peers === undefined ? {} : { peers: options.peers }),
     ...(options.ui === undefined ? {} : { ui: options.ui }),
     ...(options.raft === undefined ? {} : { cluster: options.raft }),
@@ -159,4 +166,15 @@ export async function startApi(options: ApiOptions): Promise<ApiServer> {
   });
   await ensureNamespaces(api, logger);
   return api;
+}
+
+/** The cluster file's apiServer section as the API server's options. */
+function apiLimits(l: NonNullable<ApiOptions['limits']>): Partial<ApiServerOptions> {
+  return {
+    maxRequestsInFlight: l.maxRequestsInFlight,
+    maxMutatingRequestsInFlight: l.maxMutatingRequestsInFlight,
+    admission: { ...(l.maxWatches === undefined ? {} : { longRunning: l.maxWatches }), ...(l.maxWatchesPerUser === undefined ? {} : { longRunningPerUser: l.maxWatchesPerUser }) },
+    ...(l.requestTimeoutSeconds === undefined ? {} : { requestTimeoutMs: l.requestTimeoutSeconds * 1000 }),
+    ...(l.maxConnections === undefined ? {} : { maxConnections: l.maxConnections }),
+  };
 }

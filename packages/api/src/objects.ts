@@ -17,6 +17,16 @@ import { apiVersionOf } from './resources.ts';
  */
 export const writeFence = new AsyncLocalStorage<number>();
 
+/** Objects read from the store per step of a list. */
+const SCAN_CHUNK = 1000;
+/** The most items one page of a list holds, whatever its limit (with a continue token for the rest). */
+export const MAX_PAGE = 5000;
+/**
+ * … and at most about this many bytes (one more object passes it, and objects are at most
+ * 1.5 MiB): a page always fits one 16 MiB frame of the agent socket.
+ */
+export const MAX_PAGE_BYTES = 8 * 1024 * 1024;
+
 const encoder = new TextEncoder();
 const decoder = new TextDecoder();
 
@@ -107,6 +117,22 @@ export class ObjectStore {
   }
 
   async list(r: ResourceInfo, namespace: string | undefined, o: ListOptions): Promise<KubeList> {
+    const items: KubeObject[] = [];
+    const scan = this.scan(r, namespace, o);
+    for (;;) {
+      const step = await scan.next();
+      if (step.done === true) return { apiVersion: apiVersionOf(r), kind: `${r.kind}List`, metadata: step.value, items };
+      for (const item of step.value) items.push(item);
+    }
+  }
+
+  /**
+   * The same list as list(), a chunk of matching objects at a time (at most SCAN_CHUNK read
+   * from the store per step, all at one revision), returning the list's metadata at the end:
+   * a caller that writes each chunk out before asking for the next holds one chunk, not the
+   * list. `onRevision` hears the revision as soon as the first read fixed it.
+   */
+  async *scan(r: ResourceInfo, namespace: string | undefined, o: ListOptions, onRevision?: (revision: number) => void): AsyncGenerator<KubeObject[], KubeList['metadata'], void> {
     try {
       const prefix = storeKey(r, namespace);
       let at: number | undefined;
@@ -120,35 +146,47 @@ export class ObjectStore {
       }
       const serializable = at !== undefined || o.resourceVersion === '0' || (o.resourceVersion !== undefined && o.resourceVersion !== '' && Number(o.resourceVersion) <= this.node.revision);
       const end = prefixEndOf(prefix);
-      const items: KubeObject[] = [];
-      const limit = o.limit > 0 ? o.limit : Number.POSITIVE_INFINITY;
+      // A page holds at most MAX_PAGE items and MAX_PAGE_BYTES whatever the limit asked (the
+      // API lets a server return fewer, with a continue token): a limit of a billion is not an
+      // unpaged list, and no page outgrows a frame.
+      const limit = o.limit > 0 ? Math.min(o.limit, MAX_PAGE) : Number.POSITIVE_INFINITY;
+      let count = 0;
+      let bytes = 0;
       let next: string | undefined;
       let revision = at;
       // Read in chunks until the page holds `limit` matching items or the range ends.
       for (;;) {
-        const chunk = Math.min(Math.max(limit === Number.POSITIVE_INFINITY ? 1000 : limit * 2, 64), 5000);
+        const chunk = Math.min(Math.max(limit === Number.POSITIVE_INFINITY ? SCAN_CHUNK : (limit - count) * 2, 64), SCAN_CHUNK);
         const res = await this.node.range({ key: start, end, limit: chunk, ...(revision === undefined ? {} : { revision }) }, { serializable: serializable || revision !== undefined });
-        revision ??= res.revision;
+        if (revision === undefined) {
+          revision = res.revision;
+          onRevision?.(revision);
+        }
+        const items: KubeObject[] = [];
         for (const kv of res.kvs) {
-          if (items.length >= limit) {
+          if (count >= limit) {
+            next = kv.key;
+            break;
+          }
+          if (bytes >= MAX_PAGE_BYTES) {
             next = kv.key;
             break;
           }
           const obj = decodeObject(kv);
-          if (matches(o.labels, obj.metadata.labels) && matchesFields(o.fields, fieldsOf(r, obj))) items.push(obj);
+          if (matches(o.labels, obj.metadata.labels) && matchesFields(o.fields, fieldsOf(r, obj))) {
+            items.push(obj);
+            count++;
+            if (limit !== Number.POSITIVE_INFINITY) bytes += kv.value.byteLength;
+          }
         }
+        if (items.length > 0) yield items;
         if (next !== undefined || !res.more) break;
         start = `${res.kvs[res.kvs.length - 1]!.key}\0`;
       }
-      return {
-        apiVersion: apiVersionOf(r),
-        kind: `${r.kind}List`,
-        metadata: { resourceVersion: String(revision), ...(next === undefined ? {} : { continue: makeContinue({ rev: revision, start: next }) }) },
-        items,
-      };
+      return { resourceVersion: String(revision), ...(next === undefined ? {} : { continue: makeContinue({ rev: revision, start: next }) }) };
     } catch (err) {
-      if (isKvError(err, 'compacted') && o.continueToken !== undefined) {
-        throw new ApiError('Expired', 'The provided continue parameter is too old to display a consistent list result. You can start a new list without the continue parameter.');
+      if (isKvError(err, 'compacted') && (o.continueToken !== undefined || o.limit === 0)) {
+        throw new ApiError('Expired', 'The provided continue parameter is too old to display a consistent list result, or the list was read more slowly than the store keeps history. You can start a new list without the continue parameter.');
       }
       throw storeError(err);
     }

@@ -1,3 +1,4 @@
+import { totalmem } from 'node:os';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
@@ -18,9 +19,11 @@ import { parse, YAMLParseError } from 'yaml';
  *
  * Optional: `insecureHttp: true` (serve the API over plain HTTP: throwaway clusters only),
  * `store: { historyRevisions: N, quotaBytes: B }` (revisions kept for watches and paged lists,
- * default 20,000; the most data the store keeps, default 2 GiB or a fifth of the data disk), `apiServer: { maxRequestsInFlight: N, maxMutatingRequestsInFlight: M }` (requests
- * each master's API serves at once before answering 429, default 400 reads and 200 changes, as
- * Kubernetes), `nodeLifecycle: { gracePeriodSeconds: 5, evictionSeconds: 5 }` (a node whose
+ * default 20,000; the most data the store keeps, default 2 GiB, a fifth of the data disk or a sixteenth of memory, the least), `apiServer: { maxRequestsInFlight: N, maxMutatingRequestsInFlight: M, maxWatches, maxWatchesPerUser,
+ * requestTimeoutSeconds, maxConnections }` (requests each master's API serves at once before they
+ * wait fairly by user and then get 429, default 400 reads and 200 changes, as Kubernetes; watches
+ * and log streams per master (4000) and per user (250); the request timeout (60 s); open
+ * connections (4096)), `nodeLifecycle: { gracePeriodSeconds: 5, evictionSeconds: 5 }` (a node whose
  * Lease is not renewed for the grace period is marked unreachable; its pods are deleted and
  * replaced elsewhere that much later; Kubernetes uses 50 s and 300 s), `controlPlane: false`
  * (the leader runs no scheduler or controllers: the API and the store alone, as a
@@ -72,10 +75,18 @@ export interface WorkerSpec {
 }
 
 export interface ApiServerTuning {
-  /** Reads served at once (watches not counted) before more get 429. */
+  /** Reads served at once (watches not counted) before more wait, then get 429. */
   readonly maxRequestsInFlight: number;
-  /** Changes served at once before more get 429. */
+  /** Changes served at once before more wait, then get 429. */
   readonly maxMutatingRequestsInFlight: number;
+  /** Watches and log streams one master serves at once … */
+  readonly maxWatches: number;
+  /** … and per user. */
+  readonly maxWatchesPerUser: number;
+  /** A request (not a watch or log stream) is answered 504 after this long. */
+  readonly requestTimeoutSeconds: number;
+  /** Connections one master's API keeps open at once. */
+  readonly maxConnections: number;
 }
 
 export interface StoreTuning {
@@ -86,7 +97,7 @@ export interface StoreTuning {
   readonly historyRevisions: number;
   /**
    * The most data the store keeps, in bytes (etcd's --quota-backend-bytes); 0 (the default)
-   * picks it on each master from its data directory's disk (see defaultQuota).
+   * picks it on each master from its data directory's disk and the machine's memory (see defaultQuota).
    */
   readonly quotaBytes: number;
 }
@@ -328,15 +339,29 @@ const MIN_QUOTA = 1024 * 1024;
 /**
  * The quota a master uses when the file gives none: etcd's default of 2 GiB, but never more
  * than a fifth of the data directory's file system, since the disk also holds the log since the
- * last snapshot, the snapshot being replaced and LevelDB's compactions while it runs.
+ * last snapshot, the snapshot being replaced and LevelDB's compactions while it runs; and never
+ * more than a sixteenth of the machine's memory, since every master holds the whole state (and
+ * its history) in memory, at two to three times its stored size, and a laptop runs several.
  */
-export function defaultQuota(fileSystemBytes: number): number {
-  return Math.max(MIN_QUOTA, Math.min(2 * 1024 ** 3, Math.floor(fileSystemBytes / 5)));
+export function defaultQuota(fileSystemBytes: number, memoryBytes = totalmem()): number {
+  return Math.max(MIN_QUOTA, Math.min(2 * 1024 ** 3, Math.floor(fileSystemBytes / 5), Math.floor(memoryBytes / 16)));
 }
 
 function apiServerTuning(v: unknown, fail: (m: string) => never): ApiServerTuning {
   const limit = { min: 1, max: 100_000, integer: true };
-  return numbers(v, 'apiServer', { maxRequestsInFlight: { default: 400, ...limit }, maxMutatingRequestsInFlight: { default: 200, ...limit } }, fail);
+  return numbers(
+    v,
+    'apiServer',
+    {
+      maxRequestsInFlight: { default: 400, ...limit },
+      maxMutatingRequestsInFlight: { default: 200, ...limit },
+      maxWatches: { default: 4000, ...limit },
+      maxWatchesPerUser: { default: 250, ...limit },
+      requestTimeoutSeconds: { default: 60, min: 1, max: 3600, integer: false, unit: 'seconds' },
+      maxConnections: { default: 4096, min: 16, max: 1_000_000, integer: true },
+    },
+    fail,
+  );
 }
 
 function nodeLifecycle(v: unknown, fail: (m: string) => never): ClusterFile['nodeLifecycle'] {

@@ -24,7 +24,7 @@
 // ones close the connection. Streams still open when the connection closes end with a 503.
 import type { IncomingMessage, Server } from 'node:http';
 import type { Server as HttpsServer } from 'node:https';
-import { CLOSE, InFlightLimit, WireServer, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
+import { CLOSE, InFlightLimit, WireServer, isWireError, type CredentialCheck, type Frame, type Logger, type WireConnection } from '@flotilla/wire';
 import type { Authenticator, User } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { ObjectStore } from '../objects.ts';
@@ -32,8 +32,11 @@ import type { ApiCall, ApiResult } from './server.ts';
 import { hasProtoKey } from './body.ts';
 import type { LogRequest, LogSink } from './logs.ts';
 import { runWatch } from './watch.ts';
+import type { Admission } from './admission.ts';
 
 export const AGENT_PATH = '/flotilla/v1/agent';
+/** The largest frame either side sends (an answer over it is refused, not sent). */
+const MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /** Requests one agent may have in progress before the master stops reading its frames. */
 const MAX_IN_FLIGHT = 256;
 /** Watches one agent may hold open. */
@@ -48,6 +51,8 @@ export interface AgentApi {
   readonly objects: ObjectStore;
   watchOf(user: User, call: ApiCall): { r: import('../resources.ts').ResourceInfo; namespace: string | undefined } | undefined;
   execute(user: User, call: ApiCall): Promise<ApiResult>;
+  readonly admission: Admission;
+  withTimeout<T>(work: Promise<T>, what: string): Promise<T>;
 }
 
 export class AgentEndpoint {
@@ -67,7 +72,7 @@ export class AgentEndpoint {
   ) {
     this.wire = WireServer.attach(
       http,
-      { path: AGENT_PATH, authenticate: (req) => this.authenticate(req), maxFrameBytes: 16 * 1024 * 1024, maxBufferedBytes: 32 * 1024 * 1024, heartbeatMs: 1000, logger },
+      { path: AGENT_PATH, authenticate: (req) => this.authenticate(req), maxFrameBytes: MAX_FRAME_BYTES, maxBufferedBytes: 32 * 1024 * 1024, heartbeatMs: 1000, logger },
       (conn) => this.serve(conn),
     );
   }
@@ -126,7 +131,18 @@ export class AgentEndpoint {
     this.logStreams.set(conn, logs);
     const limit = new InFlightLimit(conn, MAX_IN_FLIGHT);
     const reply = (frame: Frame): void => {
-      if (!conn.send(frame)) conn.reject(CLOSE.slowConsumer, 'the agent is not reading its responses');
+      if (!send(conn, frame)) conn.reject(CLOSE.slowConsumer, 'the agent is not reading its responses');
+    };
+    // An answer too large for one frame (an unpaged list of big objects) is refused with the
+    // bound named; it must never throw out of the reply (that would end the master).
+    const answer = (id: number, result: ApiResult): void => {
+      try {
+        if (!conn.send({ t: 'res', id, code: result.code, body: result.body as Frame })) conn.reject(CLOSE.slowConsumer, 'the agent is not reading its responses');
+      } catch (err) {
+        if (!isWireError(err, 'frame-too-large')) throw err;
+        const e = new ApiError('RequestEntityTooLarge', `the answer is larger than this connection's ${MAX_FRAME_BYTES / 1024 / 1024} MiB frame limit (${err.message}); list with limit and continue, or narrow the request`);
+        reply({ t: 'res', id, code: e.code, body: e.toStatus() as unknown as Frame });
+      }
     };
     conn.on('close', (code, reason) => {
       for (const stop of watches.values()) stop();
@@ -149,7 +165,11 @@ export class AgentEndpoint {
         case 'req': {
           limit.begin();
           void this.request(user, frame)
-            .then((result) => reply({ t: 'res', id, code: result.code, body: result.body as Frame }))
+            .then((result) => answer(id, result))
+            .catch((err: unknown) => {
+              this.logger.error({ err: (err as Error).stack, node }, 'agent reply failed unexpectedly');
+              conn.reject(CLOSE.internalError, 'the master could not answer a request');
+            })
             .finally(() => limit.end());
           return;
         }
@@ -184,7 +204,13 @@ export class AgentEndpoint {
     try {
       const call = toCall(frame);
       if (this.api.watchOf(user, call) !== undefined) throw new ApiError('BadRequest', 'send watches as {t: "watch"} frames');
-      return await this.api.execute(user, call);
+      // Agents' requests take seats like everyone's (each node is a user of its own).
+      const release = await this.api.admission.seat(call.method === 'GET' ? 'reads' : 'changes', user.name);
+      try {
+        return await this.api.withTimeout(this.api.execute(user, call), `${call.method} ${call.path}`);
+      } finally {
+        release();
+      }
     } catch (err) {
       const e = err instanceof ApiError ? err : new ApiError('InternalError', `an internal error occurred: ${(err as Error).message}`);
       if (!(err instanceof ApiError)) this.logger.error({ err: (err as Error).stack, node: user.node }, 'agent request failed unexpectedly');
@@ -194,8 +220,8 @@ export class AgentEndpoint {
 
   private async watch(user: User, id: number, frame: Frame, conn: WireConnection, watches: Map<number, () => void>): Promise<void> {
     const refuse = (e: ApiError): void => {
-      conn.send({ t: 'event', id, type: 'ERROR', object: e.toStatus() as unknown as Frame });
-      conn.send({ t: 'watchEnd', id });
+      send(conn, { t: 'event', id, type: 'ERROR', object: e.toStatus() as unknown as Frame });
+      send(conn, { t: 'watchEnd', id });
     };
     if (watches.has(id)) return refuse(new ApiError('BadRequest', `watch ${id} is already open on this connection`));
     if (watches.size >= MAX_WATCHES) return refuse(new ApiError('TooManyRequests', `an agent may hold at most ${MAX_WATCHES} watches open on one connection`, { retryAfterSeconds: 1 }));
@@ -203,25 +229,49 @@ export class AgentEndpoint {
     watches.set(id, () => {
       ended = true;
     }); // reserved while the watch starts
+    let done: (() => void) | undefined;
     try {
       const call = toCall({ ...frame, method: 'GET' });
       const what = this.api.watchOf(user, call);
       if (what === undefined) throw new ApiError('BadRequest', 'a watch frame must address a collection or object to watch (add ?watch=true or use /watch/)');
-      const stop = await runWatch(this.api.objects, what.r, what.namespace, call.query, this.bookmarkSeconds, {
-        write: (type, object) => conn.send({ t: 'event', id, type, object: object as Frame }),
-        end: () => {
-          watches.delete(id);
-          conn.send({ t: 'watchEnd', id });
-        },
-      });
+      done = this.api.admission.longRunningFor(user.name, 'watch');
+      const release = await this.api.admission.seat('reads', user.name);
+      let stop: () => void;
+      try {
+        stop = await runWatch(this.api.objects, what.r, what.namespace, call.query, this.bookmarkSeconds, {
+          write: (type, object) => send(conn, { t: 'event', id, type, object: object as Frame }),
+          end: () => {
+            done?.();
+            watches.delete(id);
+            send(conn, { t: 'watchEnd', id });
+          },
+        });
+      } finally {
+        release();
+      }
       if (ended || !conn.open) stop();
       else if (watches.has(id)) watches.set(id, stop);
     } catch (err) {
+      done?.();
       watches.delete(id);
       const e = err instanceof ApiError ? err : new ApiError('InternalError', `an internal error occurred: ${(err as Error).message}`);
       if (!(err instanceof ApiError)) this.logger.error({ err: (err as Error).stack, node: user.node }, 'agent watch failed unexpectedly');
       refuse(e);
     }
+  }
+}
+
+/**
+ * Sends a frame; false when the agent cannot take it (congested, or the frame is over the
+ * limit, which only an object near the size bound can make: the watch ends and the agent
+ * watches again).
+ */
+function send(conn: WireConnection, frame: Frame): boolean {
+  try {
+    return conn.send(frame);
+  } catch (err) {
+    if (isWireError(err, 'frame-too-large')) return false;
+    throw err;
   }
 }
 

@@ -208,7 +208,14 @@ function streamFrom(res: ServerResponse, o: ServeLogOptions): Promise<void> | un
  * connected there either, so the next one is tried.
  */
 function forward(peer: string, req: IncomingMessage, res: ServerResponse, o: ServeLogOptions): Promise<boolean> {
-  const url = new URL(req.url ?? '/', peer);
+  // Only the peer's origin, the pod's own log path and the query go out: the request target
+  // may be absolute-form (GET http://any-host/…), and a forwarder that resolved it against
+  // the peer would fetch whatever host it named (SSRF).
+  const asked = new URL(req.url ?? '/', 'http://flotilla.invalid');
+  const url = new URL(peer);
+  url.pathname = `${url.pathname.replace(/\/+$/, '')}/api/v1/namespaces/${encodeURIComponent(o.pod.metadata.namespace ?? '')}/pods/${encodeURIComponent(o.pod.metadata.name ?? '')}/log`;
+  url.search = asked.search;
+  url.hash = '';
   const send = url.protocol === 'https:' ? httpsRequest : httpRequest;
   const headers: Record<string, string> = { [LOG_FORWARDED_HEADER]: '1' };
   if (req.headers.authorization !== undefined) headers['authorization'] = req.headers.authorization;

@@ -8,13 +8,14 @@ import { authorize, authorizeCreate, authorizePod, hashToken, newToken, type Aut
 import { ApiError } from '../errors.ts';
 import { checkDns1123Subdomain } from '../labels.ts';
 import { ObjectStore } from '../objects.ts';
-import type { ResourceInfo } from '../resources.ts';
+import { apiVersionOf, type ResourceInfo } from '../resources.ts';
 import type { KubeList, KubeObject, Status, Table } from '../types/meta.ts';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, VERSION_INFO } from './discovery.ts';
 import { Handlers, listOptions, type DeleteOptions, type PatchType } from './handlers.ts';
 import { parseResourcePath, type ResourceRoute } from './route.ts';
 import { openApiV3Index, openApiV3Document } from './openapi.ts';
 import { serveWatch } from './watch.ts';
+import { Admission, DEFAULT_ADMISSION, type AdmissionLimits } from './admission.ts';
 import { AgentEndpoint } from './agents.ts';
 import { MAX_BODY_BYTES, readJson } from './body.ts';
 import { logRequestOf, serveLog } from './logs.ts';
@@ -22,6 +23,9 @@ import type { Pod } from '../types/core.ts';
 
 export { MAX_BODY_BYTES };
 
+
+/** How long one collection of the cluster status is shared by everyone who asks. */
+const CLUSTER_STATUS_REUSE_MS = 1000;
 
 /** A static file of the dashboard. */
 export interface UiFile {
@@ -46,12 +50,17 @@ export interface ApiServerOptions {
   /** Seconds between watch bookmarks (default 15). */
   readonly bookmarkSeconds?: number;
   /**
-   * Requests served at once before more get 429 (watches not counted), as Kubernetes'
+   * Requests served at once before more wait or get 429, as Kubernetes'
    * --max-requests-inflight (reads, default 400) and --max-mutating-requests-inflight
-   * (changes, default 200).
+   * (changes, default 200); and the other bounds of admission.ts.
    */
   readonly maxRequestsInFlight?: number;
   readonly maxMutatingRequestsInFlight?: number;
+  readonly admission?: Partial<AdmissionLimits>;
+  /** A request that is not a watch or log stream is answered 504 after this long (default 60 s, as kube-apiserver's --request-timeout). */
+  readonly requestTimeoutMs?: number;
+  /** Connections (HTTP and agents' WebSockets) this master keeps open at once (default 4096). */
+  readonly maxConnections?: number;
   /**
    * The other masters' API base URLs (not this one's). A pod-log request whose agent is
    * connected to another master is forwarded to these in turn.
@@ -71,12 +80,25 @@ export interface ApiCall {
   readonly contentType: string | undefined;
   /** The request body, parsed; undefined if there is none and `optional`. Throws ApiError. */
   readonly body: (optional: boolean) => Promise<unknown>;
+  /** The transport writes unpaged lists out a chunk at a time (ApiResult.list) rather than as one body. */
+  readonly streamLists?: boolean;
 }
 
 export interface ApiResult {
   readonly code: number;
   readonly body: unknown;
   readonly contentType?: string;
+  /** An unpaged list to stream (only when the call allowed it): `body` is undefined then. */
+  readonly list?: StreamedList;
+}
+
+/** An unpaged list, read from the store a chunk at a time as the transport writes it. */
+export interface StreamedList {
+  readonly r: ResourceInfo;
+  readonly asTable: boolean;
+  readonly scan: AsyncGenerator<KubeObject[], KubeList['metadata'], void>;
+  /** The list's revision, once the first chunk has been read. */
+  readonly revision: () => number | undefined;
 }
 
 export class ApiServer {
@@ -85,13 +107,21 @@ export class ApiServer {
   readonly agents: AgentEndpoint;
   private readonly handlers: Handlers;
   private readonly open = new Set<ServerResponse>();
-  private readonly inFlight = { reads: 0, changes: 0 };
+  readonly admission: Admission;
+  /** The last cluster status and when it was collected (0 while it is; one collection at a time, reused for a second). */
+  private clusterStatus: { at: number; value: Promise<unknown> } | undefined;
 
   private constructor(
     private readonly http: Server,
     private readonly options: ApiServerOptions,
   ) {
     this.objects = new ObjectStore(options.node);
+    this.admission = new Admission({
+      ...DEFAULT_ADMISSION,
+      ...(options.maxRequestsInFlight === undefined ? {} : { reads: options.maxRequestsInFlight }),
+      ...(options.maxMutatingRequestsInFlight === undefined ? {} : { changes: options.maxMutatingRequestsInFlight }),
+      ...options.admission,
+    });
     this.handlers = new Handlers(this.objects);
     this.agents = new AgentEndpoint(http, this, options.authenticator, options.logger, options.bookmarkSeconds ?? 15);
   }
@@ -103,7 +133,11 @@ export class ApiServer {
     };
     const http = options.tls === undefined ? createHttpServer(onRequest) : createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest);
     http.headersTimeout = 20_000;
-    http.requestTimeout = 0; // watches run for long
+    // The time to receive a whole request (headers and body), not to answer it: a watch's
+    // response runs for long, but its request is received at once. A client that trickles a
+    // body is cut off here.
+    http.requestTimeout = 60_000;
+    http.maxConnections = options.maxConnections ?? 4096;
     api = new ApiServer(http, options);
     await new Promise<void>((resolve, reject) => {
       http.once('error', reject);
@@ -177,6 +211,7 @@ export class ApiServer {
       accept: req.headers.accept ?? '',
       contentType: req.headers['content-type'],
       body: (optional) => readJson(req, optional),
+      streamLists: true,
     };
     if (method === 'GET') {
       const route = parseResourcePath(path);
@@ -185,21 +220,39 @@ export class ApiServer {
     const watch = this.watchOf(user, call);
     if (watch !== undefined) {
       const { r, namespace } = watch;
-      return serveWatch(req, res, this.objects, r, namespace, call.query, this.options.bookmarkSeconds ?? 15);
+      const done = this.admission.longRunningFor(user.name, 'watch');
+      res.on('close', done);
+      // The watch's start (an initial list, perhaps of everything) holds a read seat.
+      const release = await this.admission.seat('reads', user.name);
+      try {
+        await serveWatch(req, res, this.objects, r, namespace, call.query, this.options.bookmarkSeconds ?? 15);
+      } finally {
+        release();
+      }
+      return;
     }
-    const mutating = method !== 'GET' && method !== 'HEAD';
-    const kind = mutating ? 'changes' : 'reads';
-    const max = mutating ? (this.options.maxMutatingRequestsInFlight ?? 200) : (this.options.maxRequestsInFlight ?? 400);
-    if (this.inFlight[kind] >= max) {
-      throw new ApiError('TooManyRequests', `this master is already serving ${max} ${mutating ? 'changes' : 'reads'} at once; retry in a second (or on another master)`, { retryAfterSeconds: 1 });
-    }
-    this.inFlight[kind]++;
+    const kind = method !== 'GET' && method !== 'HEAD' ? 'changes' : 'reads';
+    const release = await this.admission.seat(kind, user.name);
     try {
-      const result = await this.execute(user, call);
-      send(res, result.code, result.body, result.contentType);
+      const result = await this.withTimeout(this.execute(user, call), `${method} ${path}`);
+      if (result.list !== undefined) await sendList(res, result.list);
+      else send(res, result.code, result.body, result.contentType);
     } finally {
-      this.inFlight[kind]--;
+      release();
     }
+  }
+
+  /**
+   * `work`, or a 504 Timeout once the request timeout passes (the work goes on and keeps its
+   * seat until it ends, as the store bounds it; only the client stops waiting).
+   */
+  withTimeout<T>(work: Promise<T>, what: string): Promise<T> {
+    const ms = this.options.requestTimeoutMs ?? 60_000;
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(new ApiError('Timeout', `Timeout: ${what} did not complete within the request timeout of ${ms / 1000} s`, { retryAfterSeconds: 1 })), ms);
+    });
+    return Promise.race([work, late]).finally(() => clearTimeout(timer));
   }
 
   /**
@@ -253,8 +306,15 @@ export class ApiServer {
     switch (verb) {
       case 'watch':
         throw new ApiError('BadRequest', 'a watch must be opened with watchOf (internal error)');
-      case 'list':
-        return object(200, await this.handlers.list(r, namespace, q));
+      case 'list': {
+        const options = listOptions(q, r);
+        if (call.streamLists === true && options.limit === 0) {
+          let revision: number | undefined;
+          const scan = this.objects.scan(r, namespace, options, (rev) => (revision = rev));
+          return { code: 200, body: undefined, list: { r, asTable: /as=Table/.test(call.accept), scan, revision: () => revision } };
+        }
+        return object(200, await this.objects.list(r, namespace, options));
+      }
       case 'get': {
         if (subresource === 'scale') return { code: 200, body: await this.handlers.getScale(r, namespace!, name!) };
         if (subresource === 'log') throw new ApiError('BadRequest', 'pod logs are streamed over HTTP only: GET this path from the API server');
@@ -301,6 +361,8 @@ export class ApiServer {
     const { info: r, namespace, name } = route;
     authorize(user, { verb: 'get', resource: r.resource, subresource: 'log', namespace, name });
     if (namespace === undefined || name === undefined) throw new ApiError('NotFound', `pods "${name ?? ''}" not found: a namespace is needed`);
+    const done = this.admission.longRunningFor(user.name, 'log stream');
+    res.on('close', done);
     const pod = (await this.objects.get(r, namespace, name)) as Pod;
     const request = logRequestOf(pod, query);
     await serveLog(req, res, {
@@ -327,7 +389,24 @@ export class ApiServer {
     if (cluster === undefined) throw new ApiError('NotFound', 'this master does not report the cluster status');
     if (path === '/flotilla/v1/cluster') {
       if (method !== 'GET') throw new ApiError('MethodNotAllowed', 'GET the cluster status');
-      return send(res, 200, { masters: await cluster.status() });
+      // Collecting dials every master: one collection at a time, shared for a second by
+      // everyone who asks, and it holds a read seat like any read.
+      const release = await this.admission.seat('reads', user.name);
+      try {
+        const last = this.clusterStatus;
+        if (last === undefined || (last.at > 0 && Date.now() - last.at > CLUSTER_STATUS_REUSE_MS)) {
+          const current = { at: 0, value: cluster.status() };
+          // `at` stays 0 while it is being collected: everyone who asks meanwhile shares it.
+          current.value.then(
+            () => (current.at = Date.now()),
+            () => (current.at = 1),
+          );
+          this.clusterStatus = current;
+        }
+        return send(res, 200, { masters: await this.withTimeout(this.clusterStatus!.value, 'the cluster status') });
+      } finally {
+        release();
+      }
     }
     if (method !== 'POST') throw new ApiError('MethodNotAllowed', 'POST {"to": "m2"} to transfer leadership');
     if (user.role !== 'admin') throw new ApiError('Forbidden', `User "${user.name}" cannot transfer leadership: only admins can`);
@@ -439,6 +518,54 @@ export function send(res: ServerResponse, code: number, body: unknown, contentTy
   const text = JSON.stringify(body);
   res.writeHead(code, { ...headers, 'content-type': contentType, 'content-length': Buffer.byteLength(text), 'cache-control': 'no-cache, private' });
   res.end(text);
+}
+
+/** Bytes written to a response before the writer waits for the client to read them. */
+const STREAM_HIGH_WATER = 1024 * 1024;
+
+/**
+ * Writes an unpaged list (or its Table) a chunk at a time: the master holds one chunk of
+ * objects, yields its event loop between chunks and waits while the client has a megabyte
+ * unread. A failure after the first byte can only cut the response (the client sees a
+ * truncated body, never a wrong one).
+ */
+async function sendList(res: ServerResponse, list: StreamedList): Promise<void> {
+  const { r, asTable, scan } = list;
+  let first = await scan.next();
+  const rv = String(list.revision() ?? (first.done === true ? first.value.resourceVersion : ''));
+  const head = asTable
+    ? { kind: 'Table', apiVersion: 'meta.k8s.io/v1', metadata: { resourceVersion: rv }, columnDefinitions: [...r.columns] }
+    : { kind: `${r.kind}List`, apiVersion: apiVersionOf(r), metadata: { resourceVersion: rv } };
+  res.writeHead(200, { 'content-type': asTable ? 'application/json;as=Table;v=v1;g=meta.k8s.io' : 'application/json', 'cache-control': 'no-cache, private' });
+  res.write(`${JSON.stringify(head).slice(0, -1)},"${asTable ? 'rows' : 'items'}":[`);
+  let written = 0;
+  const now = Date.now();
+  while (first.done !== true) {
+    const parts = first.value.map((o) => JSON.stringify(asTable ? { cells: r.row(o, now), object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata } } : o));
+    res.write(`${written > 0 ? ',' : ''}${parts.join(',')}`);
+    written += parts.length;
+    if (res.writableLength > STREAM_HIGH_WATER) await drained(res);
+    else await new Promise((resolve) => setImmediate(resolve));
+    if (res.destroyed) {
+      await scan.return({ resourceVersion: rv });
+      return;
+    }
+    first = await scan.next();
+  }
+  res.end(']}');
+}
+
+/** Resolves when `res` has room again or is gone. */
+function drained(res: ServerResponse): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
 
 function toTable(r: ResourceInfo, body: KubeObject | KubeList): Table {

@@ -12,12 +12,16 @@ import { listOptions } from './handlers.ts';
 
 /** A watcher that lets this much output pile up unsent is cut off (it then re-watches). */
 const MAX_BUFFERED = 16 * 1024 * 1024;
+/** While the initial list is written, the watch waits for the client above this much unread. */
+const ROOM_BYTES = 1024 * 1024;
 
 /** Where a watch's events go. `write` returns false when the watcher cannot take more. */
 export interface WatchOutput {
   write(type: WatchEventType, object: unknown): boolean;
   /** The watch is over (the transport closes its stream). */
   end(): void;
+  /** Resolves when the watcher has room for more (between chunks of the initial list). */
+  room?(): Promise<void>;
 }
 
 /**
@@ -56,9 +60,26 @@ export async function runWatch(objects: ObjectStore, r: ResourceInfo, namespace:
 
   let after: number;
   if (rv === undefined || rv === '' || rv === '0' || initial) {
-    const list = await objects.list(r, namespace, { ...opts, limit: 0, continueToken: undefined, resourceVersionMatch: undefined, resourceVersion: rv === '0' ? '0' : undefined });
-    for (const item of list.items) if (!write('ADDED', item)) return stop;
-    after = Number(list.metadata.resourceVersion);
+    // The initial list a chunk at a time, yielding between chunks (and waiting for the
+    // watcher to read), so a watch of 30,000 objects holds neither the list nor the loop.
+    const scan = objects.scan(r, namespace, { ...opts, limit: 0, continueToken: undefined, resourceVersionMatch: undefined, resourceVersion: rv === '0' ? '0' : undefined });
+    for (let step = await scan.next(); ; step = await scan.next()) {
+      if (step.done === true) {
+        after = Number(step.value.resourceVersion);
+        break;
+      }
+      for (const item of step.value) {
+        if (!write('ADDED', item)) {
+          await scan.return({ resourceVersion: '' });
+          return stop;
+        }
+      }
+      await (out.room?.() ?? new Promise<void>((resolve) => setImmediate(resolve)));
+      if (closed) {
+        await scan.return({ resourceVersion: '' });
+        return stop;
+      }
+    }
     if (initial && bookmarks) write('BOOKMARK', { kind: r.kind, apiVersion: apiVersionOf(r), metadata: { resourceVersion: String(after), annotations: { 'k8s.io/initial-events-end': 'true' } } });
   } else {
     after = Number(rv);
@@ -96,6 +117,7 @@ export async function serveWatch(req: IncomingMessage, res: ServerResponse, obje
   let started = false;
   const stop = await runWatch(objects, r, namespace, q, bookmarkSeconds, {
     write: (type, object) => {
+      if (res.destroyed) return false;
       if (!started) {
         started = true;
         res.writeHead(200, { 'content-type': 'application/json', 'cache-control': 'no-cache, private', 'transfer-encoding': 'chunked' });
@@ -103,6 +125,20 @@ export async function serveWatch(req: IncomingMessage, res: ServerResponse, obje
       res.write(`${JSON.stringify({ type, object })}\n`);
       return res.writableLength <= MAX_BUFFERED;
     },
+    room: () =>
+      new Promise<void>((resolve) => {
+        if (res.writableLength < ROOM_BYTES || res.destroyed) {
+          setImmediate(resolve);
+          return;
+        }
+        const done = (): void => {
+          res.off('drain', done);
+          res.off('close', done);
+          resolve();
+        };
+        res.on('drain', done);
+        res.on('close', done);
+      }),
     end: () => {
       if (!started) {
         started = true;

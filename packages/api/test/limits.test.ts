@@ -1,0 +1,241 @@
+// The bounds of issue 12 on one master's API: answers too large for an agent's frame, unpaged
+// lists streamed a chunk at a time, the log forwarder's target, fair seats, watch bounds, the
+// shared cluster status and the connection cap. Each test names the defect it reproduces.
+import assert from 'node:assert/strict';
+import { createServer, request, type Server } from 'node:http';
+import { connect } from 'node:net';
+import { after, before, describe, test } from 'node:test';
+import { AgentClient, ApiServer, Authenticator, hashToken, type KubeObject } from '@flotilla/api';
+import { startTestApi, type TestApi } from '@flotilla/api/testing';
+import { silentLogger } from '@flotilla/wire';
+
+const ADMIN = 'admin-token-0123456789';
+const VIEWER = 'viewer-token-0123456789';
+const NODE = 'node-token-of-w1-0123456789';
+
+interface Answer {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly body: string;
+}
+
+function get(base: string, path: string, token = ADMIN): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const req = request(new URL(path, base), { agent: false, headers: { authorization: `Bearer ${token}` } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+/** Sends `head` as the raw start of a request (an absolute-form target, say) and reads the answer. */
+function raw(port: number, head: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(head));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => (text += c));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
+
+async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!check()) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+describe('bounds on one master', () => {
+  let api: TestApi;
+  let a: ApiServer;
+  let b: ApiServer;
+  let urlA = '';
+  let urlB = '';
+  const statusCalls = { n: 0 };
+
+  before(async () => {
+    api = await startTestApi();
+    const auth = new Authenticator([
+      { name: 'admin', token: ADMIN, role: 'admin' },
+      { name: 'viewer', token: VIEWER, role: 'viewer' },
+    ]);
+    auth.setNodeToken('w1', hashToken(NODE));
+    const cluster = {
+      status: async () => {
+        statusCalls.n++;
+        await new Promise((r) => setTimeout(r, 50));
+        return [{ name: 'm1' }];
+      },
+      transfer: async () => undefined,
+    };
+    a = await ApiServer.start({ node: api.node, host: '127.0.0.1', port: 0, authenticator: auth, logger: silentLogger, peers: () => [urlB], cluster, admission: { longRunningPerUser: 3 }, maxConnections: 40 });
+    b = await ApiServer.start({ node: api.node, host: '127.0.0.1', port: 0, authenticator: auth, logger: silentLogger, peers: () => [urlA] });
+    urlA = `http://127.0.0.1:${a.address().port}`;
+    urlB = `http://127.0.0.1:${b.address().port}`;
+  });
+
+  after(async () => {
+    await a?.close();
+    await b?.close();
+    await api?.stop();
+  });
+
+  test('defect 1: a list over the agent socket larger than a frame gets 413 naming the bound; the master keeps serving', async () => {
+    // A dozen Events of 1.4 MB: an unpaged list of them is over the 16 MiB frame limit.
+    const note = 'x'.repeat(1400 * 1024);
+    for (let i = 0; i < 12; i++) {
+      await api.client.create('events', { apiVersion: 'v1', kind: 'Event', metadata: { name: `big-${i}`, namespace: 'default' }, involvedObject: { kind: 'Pod', name: 'p', namespace: 'default' }, reason: 'Big', message: note, type: 'Normal' } as KubeObject);
+    }
+    const agent = new AgentClient({ apiUrls: [urlA], token: NODE });
+    try {
+      const answer = await agent.request<{ code: number; reason: string; message: string }>('GET', '/api/v1/namespaces/default/events');
+      assert.equal(answer.code, 413);
+      assert.equal(answer.body.reason, 'RequestEntityTooLarge');
+      assert.match(answer.body.message, /16 MiB frame limit.*limit and continue/);
+      // The same connection still answers, and the master serves HTTP.
+      const small = await agent.request<{ metadata: { name: string } }>('GET', '/api/v1/namespaces/default');
+      assert.equal(small.code, 200);
+      assert.equal((await get(urlA, '/api/v1/namespaces/default')).status, 200);
+    } finally {
+      agent.close();
+      for (let i = 0; i < 12; i++) await api.client.delete('events', 'default', `big-${i}`);
+    }
+  });
+
+  test('defect 5: an unpaged HTTP list is streamed (chunked, no content length) and equals the paged reads', async () => {
+    for (let i = 0; i < 30; i++) await api.client.create('leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `cm-${i}`, namespace: 'default' }, spec: { holderIdentity: String(i) } } as KubeObject);
+    const whole = await get(urlA, '/apis/coordination.k8s.io/v1/namespaces/default/leases');
+    assert.equal(whole.status, 200);
+    assert.equal(whole.headers['content-length'], undefined);
+    assert.equal(whole.headers['transfer-encoding'], 'chunked');
+    const list = JSON.parse(whole.body) as { kind: string; metadata: { resourceVersion: string }; items: KubeObject[] };
+    assert.equal(list.kind, 'LeaseList');
+    assert.match(list.metadata.resourceVersion, /^\d+$/);
+    const paged: KubeObject[] = [];
+    let token = '';
+    do {
+      const page = JSON.parse((await get(urlA, `/apis/coordination.k8s.io/v1/namespaces/default/leases?limit=7${token === '' ? '' : `&continue=${token}`}`)).body) as { metadata: { continue?: string }; items: KubeObject[] };
+      paged.push(...page.items);
+      token = page.metadata.continue ?? '';
+    } while (token !== '');
+    assert.deepEqual(list.items.map((o) => o.metadata.name), paged.map((o) => o.metadata.name));
+    assert.equal(list.items.length, 30 + list.items.filter((o) => !o.metadata.name!.startsWith('cm-')).length);
+    // As a Table (kubectl get) too.
+    const table = await new Promise<Answer>((resolve, reject) => {
+      request(new URL('/apis/coordination.k8s.io/v1/namespaces/default/leases', urlA), { agent: false, headers: { authorization: `Bearer ${ADMIN}`, accept: 'application/json;as=Table;v=v1;g=meta.k8s.io' } }, (res) => {
+        let body = '';
+        res.on('data', (c: Buffer) => (body += c.toString()));
+        res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body }));
+      })
+        .on('error', reject)
+        .end();
+    });
+    const t = JSON.parse(table.body) as { kind: string; rows: { cells: unknown[] }[]; columnDefinitions: unknown[] };
+    assert.equal(t.kind, 'Table');
+    assert.equal(t.rows.length, list.items.length);
+    assert.ok(t.columnDefinitions.length > 0);
+  });
+
+  test('defect 6: an absolute-form log target is never fetched; the forwarder asks only the peer, for the pod', async () => {
+    let hits = 0;
+    const trap: Server = createServer((_, res) => {
+      hits++;
+      res.end('secret from elsewhere');
+    });
+    await new Promise<void>((r) => trap.listen(0, '127.0.0.1', r));
+    const trapPort = (trap.address() as { port: number }).port;
+    await api.client.create('pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'far', namespace: 'default' }, spec: { nodeName: 'w9', containers: [{ name: 'c', image: 'process', command: ['sleep', '1'] }] } } as KubeObject);
+    try {
+      const answer = await raw(a.address().port, `GET http://127.0.0.1:${trapPort}/api/v1/namespaces/default/pods/far/log HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${VIEWER}\r\nConnection: close\r\n\r\n`);
+      assert.equal(hits, 0, 'the trap was reached through the master');
+      assert.doesNotMatch(answer, /secret from elsewhere/);
+      assert.match(answer, /^HTTP\/1\.1 503/, 'no master has the agent of w9');
+    } finally {
+      trap.close();
+      await api.client.delete('pods', 'default', 'far', { gracePeriodSeconds: 0 });
+    }
+  });
+
+  test('defect 5: watches and log streams are bounded per user (429 with Retry-After, naming the bound); closing one frees it', async () => {
+    const watches = Array.from({ length: 3 }, () => {
+      let close = (): void => undefined;
+      const head = new Promise<number>((resolve, reject) => {
+        const req = request(new URL('/apis/coordination.k8s.io/v1/namespaces/default/leases?watch=true&resourceVersion=1', urlA), { agent: false, headers: { authorization: `Bearer ${VIEWER}` } }, (res) => resolve(res.statusCode ?? 0));
+        req.on('error', reject);
+        req.end();
+        close = () => req.destroy();
+      });
+      return { head, close: () => close() };
+    });
+    try {
+      for (const w of watches) assert.equal(await w.head, 200);
+      const fourth = await get(urlA, '/apis/coordination.k8s.io/v1/namespaces/default/leases?watch=true&resourceVersion=1', VIEWER);
+      assert.equal(fourth.status, 429);
+      assert.equal(fourth.headers['retry-after'], '1');
+      assert.match(JSON.parse(fourth.body).message, /already holds 3 watches and log streams on this master \(the bound per user\)/);
+      // Another user is not affected.
+      assert.equal((await get(urlA, '/apis/coordination.k8s.io/v1/namespaces/default/leases?limit=1', ADMIN)).status, 200);
+      watches[0]!.close();
+      await until('the closed watch is released', () => a.admission.usage().longRunning === 2);
+    } finally {
+      for (const w of watches) w.close();
+      await Promise.allSettled(watches.map((w) => w.head));
+    }
+  });
+
+  test('defect 5: the cluster status is collected once for everyone who asks at the same time', async () => {
+    statusCalls.n = 0;
+    const answers = await Promise.all(Array.from({ length: 20 }, () => get(urlA, '/flotilla/v1/cluster', VIEWER)));
+    for (const x of answers) assert.equal(x.status, 200);
+    assert.equal(statusCalls.n, 1);
+  });
+
+  test('defect 5: connections past the cap are closed at once; the master goes on serving', async () => {
+    const sockets = await Promise.all(
+      Array.from({ length: 40 }, () => new Promise<import('node:net').Socket>((resolve) => {
+        const s = connect(a.address().port, '127.0.0.1', () => resolve(s));
+        s.on('error', () => undefined);
+      })),
+    );
+    try {
+      await until('the cap is reached', () => true);
+      const over = connect(a.address().port, '127.0.0.1');
+      const closed = await new Promise<boolean>((resolve) => {
+        over.on('close', () => resolve(true));
+        over.on('error', () => undefined);
+        setTimeout(() => resolve(false), 3000).unref();
+      });
+      assert.ok(closed, 'the 41st connection was closed by the master');
+    } finally {
+      for (const s of sockets) s.destroy();
+    }
+    await until('connections are released', () => true);
+    let answered = 0;
+    for (let i = 0; i < 50 && answered === 0; i++) {
+      try {
+        if ((await get(urlA, '/version')).status === 200) answered++;
+      } catch {
+        await new Promise((r) => setTimeout(r, 20));
+      }
+    }
+    assert.equal(answered, 1);
+  });
+
+  test('withTimeout answers 504 Timeout naming the bound', async () => {
+    const t = await ApiServer.start({ node: api.node, host: '127.0.0.1', port: 0, authenticator: new Authenticator([]), logger: silentLogger, requestTimeoutMs: 30 });
+    try {
+      await assert.rejects(t.withTimeout(new Promise(() => undefined), 'GET /x'), (e: Error & { code?: number }) => e.code === 504 && /request timeout of 0\.03 s/.test(e.message));
+    } finally {
+      await t.close();
+    }
+  });
+});
+
