@@ -144,11 +144,15 @@ const pages = {
         const behind = leader?.commitIndex != null && m.appliedIndex != null ? leader.commitIndex - m.appliedIndex : '';
         const role = m.role === 'leader' ? '<span class="pill ok">leader</span>' : m.role === 'unreachable' ? '<span class="pill bad">unreachable</span>' : esc(m.role);
         const transfer = m.role === 'follower' && leader !== undefined ? `<button data-transfer="${esc(m.name)}">make leader</button>` : '';
-        return `<tr data-master="${esc(m.name)}" data-role="${esc(m.role)}"><td>${esc(m.name)}</td><td>${role}</td><td>${esc(m.term)}</td><td>${esc(m.commitIndex)}</td><td>${esc(m.appliedIndex)}</td><td>${esc(behind)}</td><td>${transfer}</td></tr>`;
+        // The store's alarms (NOSPACE: past its quota, writes that add data are refused;
+        // CORRUPT, DISKFULL: this master does not serve), each with what it means on hover.
+        const alarms = (m.alarms ?? []).map((a) => `<span class="pill bad" data-alarm="${esc(a.type)}" title="${esc(a.message)}">${esc(a.type)}</span>`).join(' ');
+        const serving = m.role === 'unreachable' ? '' : m.serving === false ? '<span class="pill bad">not serving</span>' : '';
+        return `<tr data-master="${esc(m.name)}" data-role="${esc(m.role)}"><td>${esc(m.name)}</td><td>${role}</td><td>${esc(m.term)}</td><td>${esc(m.commitIndex)}</td><td>${esc(m.appliedIndex)}</td><td>${esc(behind)}</td><td>${serving} ${alarms}</td><td>${transfer}</td></tr>`;
       })
       .join('');
     return `<h2>Masters</h2>${cluster.error ? `<p class="error">${esc(cluster.error)}</p>` : ''}
-      <table id="masters" class="keep"><tr><th>Master</th><th>Role</th><th>Term</th><th>Commit</th><th>Applied</th><th>Behind</th><th></th></tr>${rows}</table>
+      <table id="masters" class="keep"><tr><th>Master</th><th>Role</th><th>Term</th><th>Commit</th><th>Applied</th><th>Behind</th><th>Alarms</th><th></th></tr>${rows}</table>
       <h2>Leadership, as seen from this page</h2><ol class="timeline" id="timeline">${cluster.timeline.map((t) => `<li>${t.at.toLocaleTimeString()} — ${esc(t.text)}</li>`).join('')}</ol>`;
   },
   nodes() {
