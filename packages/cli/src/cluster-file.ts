@@ -1,4 +1,5 @@
 import { totalmem } from 'node:os';
+import { getHeapStatistics } from 'node:v8';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
 import { parse, YAMLParseError } from 'yaml';
@@ -341,10 +342,11 @@ const MIN_QUOTA = 1024 * 1024;
  * than a fifth of the data directory's file system, since the disk also holds the log since the
  * last snapshot, the snapshot being replaced and LevelDB's compactions while it runs; and never
  * more than a sixteenth of the machine's memory, since every master holds the whole state (and
- * its history) in memory, at two to three times its stored size, and a laptop runs several.
+ * its history) in memory, at two to three times its stored size, and a laptop runs several;
+ * nor more than a quarter of the process's heap limit, which a master would otherwise reach first.
  */
-export function defaultQuota(fileSystemBytes: number, memoryBytes = totalmem()): number {
-  return Math.max(MIN_QUOTA, Math.min(2 * 1024 ** 3, Math.floor(fileSystemBytes / 5), Math.floor(memoryBytes / 16)));
+export function defaultQuota(fileSystemBytes: number, memoryBytes = totalmem(), heapBytes = getHeapStatistics().heap_size_limit): number {
+  return Math.max(MIN_QUOTA, Math.min(2 * 1024 ** 3, Math.floor(fileSystemBytes / 5), Math.floor(memoryBytes / 16), Math.floor(heapBytes / 4)));
 }
 
 function apiServerTuning(v: unknown, fail: (m: string) => never): ApiServerTuning {
