@@ -57,10 +57,22 @@ export class SelectorError extends Error {
 }
 
 /**
+ * The longest label or field selector accepted. Kubernetes has no small bound (only the
+ * URL's), but a selector is matched against every object listed or watched: 10 KiB is
+ * hundreds of requirements, far more than any client sends.
+ */
+export const MAX_SELECTOR_LENGTH = 10 * 1024;
+
+function checkLength(text: string, what: string): void {
+  if (text.length > MAX_SELECTOR_LENGTH) throw new SelectorError(`the ${what} selector is ${text.length} characters long; the limit is ${MAX_SELECTOR_LENGTH}`);
+}
+
+/**
  * Parses a label selector string as Kubernetes accepts it in `?labelSelector=`:
  * `a=b`, `a==b`, `a!=b`, `a in (x,y)`, `a notin (x,y)`, `a`, `!a`, comma-separated.
  */
 export function parseLabelSelector(text: string): Selector {
+  checkLength(text, 'label');
   const out: Requirement[] = [];
   let i = 0;
   const s = text;
@@ -144,10 +156,14 @@ export function fromLabelSelector(sel: LabelSelector | undefined): Selector {
   return out;
 }
 
+/** `map[key]` if it is its own: a label "constructor" or "toString" is not on every object. */
+export function ownValue(map: Readonly<Record<string, string>> | undefined, key: string): string | undefined {
+  return map !== undefined && Object.hasOwn(map, key) ? map[key] : undefined;
+}
+
 export function matches(selector: Selector, labels: Readonly<Record<string, string>> | undefined): boolean {
-  const l = labels ?? {};
   return selector.every((r) => {
-    const v = l[r.key];
+    const v = ownValue(labels, r.key);
     switch (r.op) {
       case '=':
         return v === r.values[0];
@@ -193,17 +209,35 @@ export interface FieldRequirement {
   readonly value: string;
 }
 
+/**
+ * Parses `field=value,…` in one pass (a regular expression with `(.*?)\s*$` over each part
+ * backtracks quadratically on a long run of spaces: 64 KB held the event loop for seconds).
+ */
 export function parseFieldSelector(text: string, supported: readonly string[]): FieldRequirement[] {
+  checkLength(text, 'field');
   if (text.trim() === '') return [];
   return text.split(',').map((part) => {
-    const m = /^\s*([A-Za-z0-9.]+)\s*(==|=|!=)\s*(.*?)\s*$/.exec(part);
-    if (m === null) throw new SelectorError(`field selector "${part}" must be field=value or field!=value`);
-    const field = m[1]!;
-    if (!supported.includes(field)) throw new SelectorError(`field "${field}" is not supported for this kind (supported: ${supported.join(', ')})`);
-    return { field, op: m[2] === '!=' ? '!=' : '=', value: m[3]! };
+    const req = scanFieldRequirement(part);
+    if (req === undefined) throw new SelectorError(`field selector "${part}" must be field=value or field!=value`);
+    if (!supported.includes(req.field)) throw new SelectorError(`field "${req.field}" is not supported for this kind (supported: ${supported.join(', ')})`);
+    return req;
   });
 }
 
+const FIELD_CHAR = /[A-Za-z0-9.]/;
+
+/** `  field  (=|==|!=)  value  `, or undefined. */
+function scanFieldRequirement(part: string): FieldRequirement | undefined {
+  const s = part.trimStart();
+  let i = 0;
+  while (i < s.length && FIELD_CHAR.test(s[i]!)) i++;
+  const field = s.slice(0, i);
+  const rest = s.slice(i).trimStart();
+  const op = rest.startsWith('==') ? '==' : rest.startsWith('!=') ? '!=' : rest.startsWith('=') ? '=' : undefined;
+  if (field === '' || op === undefined) return undefined;
+  return { field, op: op === '!=' ? '!=' : '=', value: rest.slice(op.length).trim() };
+}
+
 export function matchesFields(reqs: readonly FieldRequirement[], fields: Readonly<Record<string, string>>): boolean {
-  return reqs.every((r) => ((fields[r.field] ?? '') === r.value) === (r.op === '='));
+  return reqs.every((r) => ((ownValue(fields, r.field) ?? '') === r.value) === (r.op === '='));
 }

@@ -2,29 +2,159 @@
 // (RFC 6902) and Kubernetes' strategic merge patch for the built-in kinds, where lists of
 // named things (containers, ports, env, conditions…) merge by key instead of being replaced.
 
+import { MAX_BODY_BYTES } from './http/body.ts';
+
 export class PatchError extends Error {
   override readonly name = 'PatchError';
 }
+
+/** A patch that passes one of the bounds below: the API answers 413, naming the bound. */
+export class PatchLimitError extends PatchError {}
+
+/** Operations in one JSON patch (kube-apiserver's maxJSONPatchOperations). */
+export const MAX_PATCH_OPERATIONS = 10_000;
+
+/** The largest object a patch may produce: what a request body may carry (3 MiB, as Kubernetes). */
+export const MAX_PATCHED_BYTES = MAX_BODY_BYTES;
+
+/**
+ * What one JSON patch may copy ("copy") or compare ("test") out of the document, over all its
+ * operations (json-patch's AccumulatedCopySizeLimit): within the size bound, copying a large
+ * value and removing it again 5,000 times would still be gigabytes of work.
+ */
+export const MAX_PATCH_COPIED_BYTES = MAX_BODY_BYTES;
+
+/**
+ * How deeply objects and lists may nest in a patch and in what it produces. The built-in kinds
+ * need about a dozen levels; the recursive steps after a patch (structuredClone, JSON.stringify,
+ * the merges) overflow the stack near 2,000 levels on Node's default stack.
+ */
+export const MAX_JSON_DEPTH = 100;
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 
 const isObject = (v: unknown): v is Record<string, Json> => typeof v === 'object' && v !== null && !Array.isArray(v);
 
-/** RFC 7386: objects merge recursively, null deletes, anything else replaces. */
+export interface JsonMeasure {
+  /** About how many bytes the value takes as JSON (strings counted by their UTF-16 length). */
+  readonly bytes: number;
+  /** How deeply its objects and lists nest: 0 for a scalar, 1 for {} or []. */
+  readonly depth: number;
+}
+
+/**
+ * Measures `v` without recursion (so a value nested deeper than the stack is measured, not a
+ * RangeError), stopping once the bytes pass `limit`: measuring a value about to be copied must
+ * cost no more than the copy is allowed to.
+ */
+export function measureJson(v: unknown, limit = Infinity): JsonMeasure {
+  const values: unknown[] = [v];
+  const depths: number[] = [0];
+  let bytes = 0;
+  let depth = 0;
+  while (values.length > 0 && bytes <= limit) {
+    const x = values.pop();
+    const d = depths.pop()!;
+    if (typeof x === 'string') bytes += x.length + 2;
+    else if (typeof x === 'number') bytes += String(x).length;
+    else if (typeof x !== 'object' || x === null) bytes += 5;
+    else {
+      depth = Math.max(depth, d + 1);
+      const items: unknown[] = Array.isArray(x) ? x : Object.values(x);
+      bytes += 2 + items.length;
+      if (!Array.isArray(x)) for (const k of Object.keys(x)) bytes += k.length + 3;
+      if (bytes > limit) break;
+      for (const item of items) {
+        values.push(item);
+        depths.push(d + 1);
+      }
+    }
+  }
+  return { bytes, depth };
+}
+
+/** Refuses a patch (or patch value) nested deeper than MAX_JSON_DEPTH, before anything recurses into it. */
+function checkDepth(v: unknown, what: string): void {
+  if (typeof v !== 'object' || v === null) return;
+  const { depth } = measureJson(v);
+  if (depth > MAX_JSON_DEPTH) throw new PatchLimitError(`${what} nests ${depth} levels deep; the limit is ${MAX_JSON_DEPTH}`);
+}
+
+/** Refuses what a merge produced if it is larger than MAX_PATCHED_BYTES. */
+function checkResult(v: unknown): unknown {
+  const { bytes } = measureJson(v, MAX_PATCHED_BYTES);
+  if (bytes > MAX_PATCHED_BYTES) throw new PatchLimitError(`the patched object would exceed ${MAX_PATCHED_BYTES} bytes`);
+  return v;
+}
+
+/**
+ * RFC 7386: objects merge recursively, null deletes, anything else replaces. The result is no
+ * larger than the target and the patch together, so it is measured once, at the end.
+ */
 export function mergePatch(target: unknown, patch: unknown): unknown {
+  checkDepth(patch, 'the patch');
+  return checkResult(merge(target, patch));
+}
+
+function merge(target: unknown, patch: unknown): unknown {
   if (!isObject(patch)) return patch;
   const out: Record<string, unknown> = isObject(target) ? { ...target } : {};
   for (const [k, v] of Object.entries(patch)) {
     if (k === '__proto__') throw new PatchError('a patch may not contain "__proto__"');
     if (v === null) delete out[k];
-    else out[k] = mergePatch(Object.hasOwn(out, k) ? out[k] : undefined, v);
+    else out[k] = merge(Object.hasOwn(out, k) ? out[k] : undefined, v);
   }
   return out;
 }
 
-/** RFC 6902 operations. */
+/**
+ * What a JSON patch has used of its bounds so far. `bytes` follows the size of the document as
+ * it is built (values are measured before they are cloned into it, so a patch that doubles the
+ * document forty times is refused at the first copy past the bound, not out of memory); `depth`
+ * is an upper bound of its nesting.
+ */
+class PatchBudget {
+  copied = 0;
+  constructor(
+    public bytes: number,
+    public depth: number,
+  ) {}
+
+  /** Room left for a value about to be added. */
+  get room(): number {
+    return Math.max(0, MAX_PATCHED_BYTES - this.bytes);
+  }
+
+  grow(bytes: number, i: number): void {
+    this.bytes += bytes;
+    if (this.bytes > MAX_PATCHED_BYTES) throw new PatchLimitError(`operation ${i}: the patched object would exceed ${MAX_PATCHED_BYTES} bytes`);
+  }
+
+  shrink(bytes: number): void {
+    this.bytes -= bytes;
+  }
+
+  /** Reads `bytes` out of the document (a copy or a test). */
+  read(bytes: number, i: number): void {
+    this.copied += bytes;
+    if (this.copied > MAX_PATCH_COPIED_BYTES) throw new PatchLimitError(`operation ${i}: the patch copies or compares more than ${MAX_PATCH_COPIED_BYTES} bytes of the object`);
+  }
+
+  /** A value nesting `depth` levels put at a path of `at` segments. */
+  nest(at: number, depth: number, i: number): void {
+    const next = at + depth;
+    if (next > MAX_JSON_DEPTH && next > this.depth) throw new PatchLimitError(`operation ${i}: the patched object would nest ${next} levels deep; the limit is ${MAX_JSON_DEPTH}`);
+    this.depth = Math.max(this.depth, next);
+  }
+}
+
+/** RFC 6902 operations, within MAX_PATCH_OPERATIONS, MAX_PATCHED_BYTES, MAX_PATCH_COPIED_BYTES and MAX_JSON_DEPTH. */
 export function jsonPatch(target: unknown, ops: unknown): unknown {
   if (!Array.isArray(ops)) throw new PatchError('a JSON patch must be a list of operations');
+  if (ops.length > MAX_PATCH_OPERATIONS) throw new PatchLimitError(`the patch has ${ops.length} operations; the limit is ${MAX_PATCH_OPERATIONS}`);
+  checkDepth(ops, 'the patch');
+  const start = measureJson(target);
+  const budget = new PatchBudget(start.bytes, start.depth);
   let doc = structuredClone(target);
   for (const [i, raw] of ops.entries()) {
     if (!isObject(raw) || typeof raw['op'] !== 'string' || typeof raw['path'] !== 'string') throw new PatchError(`operation ${i} needs "op" and "path"`);
@@ -32,24 +162,45 @@ export function jsonPatch(target: unknown, ops: unknown): unknown {
     const path = parsePointer(raw['path'], i);
     switch (op) {
       case 'add':
-        doc = put(doc, path, structuredClone(raw['value']), 'add', i);
+      case 'replace': {
+        budget.shrink(op === 'replace' ? measureJson(get(doc, path, i)).bytes : replacedBytes(doc, path));
+        const m = measureJson(raw['value'], budget.room);
+        budget.grow(m.bytes, i);
+        budget.nest(path.length, m.depth, i);
+        doc = put(doc, path, structuredClone(raw['value']), op, i);
         break;
-      case 'replace':
-        get(doc, path, i);
-        doc = put(doc, path, structuredClone(raw['value']), 'replace', i);
-        break;
+      }
       case 'remove':
+        budget.shrink(measureJson(get(doc, path, i)).bytes);
         doc = remove(doc, path, i);
         break;
-      case 'test':
-        if (JSON.stringify(get(doc, path, i)) !== JSON.stringify(raw['value'])) throw new PatchError(`operation ${i}: test failed at ${String(raw['path'])}`);
+      case 'test': {
+        const actual = get(doc, path, i);
+        budget.read(measureJson(actual, MAX_PATCH_COPIED_BYTES - budget.copied).bytes, i);
+        if (!sameJson(actual, raw['value'])) throw new PatchError(`operation ${i}: test failed at ${String(raw['path'])}`);
         break;
-      case 'copy':
+      }
+      case 'copy': {
+        const from = parseFrom(raw, i);
+        const value = get(doc, from, i);
+        budget.shrink(replacedBytes(doc, path));
+        // Measured before it is cloned, and no further than the bounds: a measure past either
+        // makes read() or grow() refuse.
+        const m = measureJson(value, Math.min(budget.room, MAX_PATCH_COPIED_BYTES - budget.copied));
+        budget.read(m.bytes, i);
+        budget.grow(m.bytes, i);
+        budget.nest(path.length, m.depth, i);
+        doc = put(doc, path, structuredClone(value), 'add', i);
+        break;
+      }
       case 'move': {
-        if (typeof raw['from'] !== 'string') throw new PatchError(`operation ${i} (${op}) needs "from"`);
-        const from = parsePointer(raw['from'], i);
-        const value = structuredClone(get(doc, from, i));
-        if (op === 'move') doc = remove(doc, from, i);
+        // The value itself moves (no copy, its size unchanged); nothing under `from` nests
+        // deeper than the document's bound less the length of `from`.
+        const from = parseFrom(raw, i);
+        const value = get(doc, from, i);
+        budget.nest(path.length, budget.depth - from.length, i);
+        doc = remove(doc, from, i);
+        budget.shrink(replacedBytes(doc, path));
         doc = put(doc, path, value, 'add', i);
         break;
       }
@@ -58,6 +209,19 @@ export function jsonPatch(target: unknown, ops: unknown): unknown {
     }
   }
   return doc;
+}
+
+function parseFrom(raw: Record<string, Json>, i: number): string[] {
+  if (typeof raw['from'] !== 'string') throw new PatchError(`operation ${i} (${String(raw['op'])}) needs "from"`);
+  return parsePointer(raw['from'], i);
+}
+
+/** The size of what an add at `path` replaces: an existing member of an object, or the whole document. */
+function replacedBytes(doc: unknown, path: readonly string[]): number {
+  if (path.length === 0) return measureJson(doc).bytes;
+  const parent = lookup(doc, path.slice(0, -1));
+  const last = path[path.length - 1]!;
+  return isObject(parent) && Object.hasOwn(parent, last) ? measureJson(parent[last]).bytes : 0;
 }
 
 function parsePointer(p: string, i: number): string[] {
@@ -70,14 +234,21 @@ function parsePointer(p: string, i: number): string[] {
 }
 
 function get(doc: unknown, path: readonly string[], i: number): unknown {
+  const v = lookup(doc, path);
+  if (v === undefined) throw new PatchError(`operation ${i}: path /${path.join('/')} does not exist`);
+  return v;
+}
+
+/** The value at `path`, or undefined. */
+function lookup(doc: unknown, path: readonly string[]): unknown {
   let cur = doc;
   for (const seg of path) {
     // Own properties only: a path through "constructor" or "__proto__" must not reach the
     // prototypes (and let a patch change every object in the process).
     if (Array.isArray(cur)) cur = /^(0|[1-9]\d*)$/.test(seg) ? cur[Number(seg)] : undefined;
     else if (isObject(cur)) cur = Object.hasOwn(cur, seg) ? cur[seg] : undefined;
-    else cur = undefined;
-    if (cur === undefined) throw new PatchError(`operation ${i}: path /${path.join('/')} does not exist`);
+    else return undefined;
+    if (cur === undefined) return undefined;
   }
   return cur;
 }
@@ -144,9 +315,14 @@ const SET_LISTS = new Set(['finalizers']);
  * lists with a merge key merge item by item (an item with `$patch: delete` is removed);
  * `$patch: replace` replaces a map; `$retainKeys` and `$deleteFromPrimitiveList/…` (sent by
  * kubectl) are honoured. `$setElementOrder/…` is accepted and ignored: merged lists keep the
- * stored order, with new items appended.
+ * stored order, with new items appended. Like a merge patch, the result is measured once, at the end.
  */
-export function strategicMergePatch(target: unknown, patch: unknown, path = ''): unknown {
+export function strategicMergePatch(target: unknown, patch: unknown): unknown {
+  checkDepth(patch, 'the patch');
+  return checkResult(strategicMerge(target, patch, ''));
+}
+
+function strategicMerge(target: unknown, patch: unknown, path: string): unknown {
   if (!isObject(patch)) return patch;
   if (patch['$patch'] === 'replace') {
     const { $patch: _, ...rest } = patch;
@@ -175,7 +351,7 @@ export function strategicMergePatch(target: unknown, patch: unknown, path = ''):
       else if (SET_LISTS.has(k) && Array.isArray(out[k])) out[k] = [...new Set([...(out[k] as unknown[]), ...v].map((x) => JSON.stringify(x)))].map((x) => JSON.parse(x) as unknown);
       else out[k] = v.map((item) => stripDirectives(item)).filter((item) => item !== undefined);
     } else {
-      const merged = strategicMergePatch(Object.hasOwn(out, k) ? out[k] : undefined, v, here);
+      const merged = strategicMerge(Object.hasOwn(out, k) ? out[k] : undefined, v, here);
       if (merged === undefined) delete out[k];
       else out[k] = merged;
     }
@@ -184,23 +360,46 @@ export function strategicMergePatch(target: unknown, patch: unknown, path = ''):
   return out;
 }
 
+const DELETED = Symbol('deleted');
+
+/**
+ * Merges a patch list into a list by merge key: each patch item merges into the first item
+ * with its key, or is appended. Items are found through an index, not a search per item (a
+ * list of 200,000 items in a 3 MiB patch would be 10^10 comparisons).
+ */
 function mergeList(current: unknown[], patch: unknown[], key: string, path: string): unknown[] {
-  const out = current.map((x) => x);
+  const out: unknown[] = current.slice();
+  // Merge key → the positions of the items that have it, and how many of them are deleted.
+  const positions = new Map<unknown, { at: number[]; deleted: number }>();
+  const index = (item: unknown, at: number): void => {
+    if (!isObject(item)) return;
+    const p = positions.get(item[key]);
+    if (p === undefined) positions.set(item[key], { at: [at], deleted: 0 });
+    else p.at.push(at);
+  };
+  out.forEach(index);
   for (const item of patch) {
     if (!isObject(item)) {
       out.push(item);
       continue;
     }
-    const id = item[key];
-    const at = out.findIndex((x) => isObject(x) && x[key] === id);
+    const p = positions.get(item[key]);
+    const at = p?.at[p.deleted];
     if (item['$patch'] === 'delete') {
-      if (at >= 0) out.splice(at, 1);
+      if (at !== undefined) {
+        out[at] = DELETED;
+        p!.deleted++;
+      }
       continue;
     }
-    if (at >= 0) out[at] = strategicMergePatch(out[at], item, path);
-    else out.push(stripDirectives(item));
+    if (at !== undefined) out[at] = strategicMerge(out[at], item, path);
+    else {
+      const added = stripDirectives(item);
+      index(added, out.length);
+      out.push(added);
+    }
   }
-  return out;
+  return out.filter((x) => x !== DELETED);
 }
 
 function stripDirectives(v: unknown): unknown {

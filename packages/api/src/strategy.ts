@@ -6,7 +6,7 @@ import { apiVersionOf, type ResourceInfo } from './resources.ts';
 import type { Deployment, PodTemplateSpec, ReplicaSet } from './types/apps.ts';
 import type { Namespace, Pod, PodSpec, Service } from './types/core.ts';
 import type { KubeObject } from './types/meta.ts';
-import { Errors, validateMeta, validateSpec } from './validation.ts';
+import { Errors, validateMeta, validateSpec, validateStatus } from './validation.ts';
 
 /** Kubernetes timestamps: RFC 3339 in UTC with second precision. */
 export function timestamp(ms = Date.now()): string {
@@ -80,11 +80,15 @@ export function applyDefaults(r: ResourceInfo, obj: KubeObject): void {
   }
 }
 
-/** Everything a request body must get right before it is stored; throws 400 or 422. */
-export function validate(r: ResourceInfo, obj: KubeObject): void {
+/**
+ * Everything a request body must get right before it is stored; throws 400 or 422. The status
+ * is checked unless it is the stored one (`newStatus` false), which was checked when written.
+ */
+export function validate(r: ResourceInfo, obj: KubeObject, newStatus = true): void {
   const e = new Errors();
   validateMeta(e, obj.metadata, { namespaced: r.namespaced, nameRule: r.nameRule });
   validateSpec(r.kind, obj, e);
+  if (newStatus) validateStatus(r.kind, obj, e);
   if (e.list.length > 0) throw invalid(r.kind, obj.metadata?.name ?? obj.metadata?.generateName ?? '', e.list, r.group);
 }
 
@@ -163,7 +167,7 @@ export function prepareUpdate(r: ResourceInfo, next: KubeObject, old: KubeObject
   meta.generation = (old.metadata.generation ?? 1) + (specChanged ? 1 : 0);
   immutables(r, next, old, e);
   if (e.list.length > 0) throw invalid(r.kind, meta.name ?? '', e.list, r.group);
-  validate(r, next);
+  validate(r, next, !r.subresources.includes('status'));
   return next;
 }
 

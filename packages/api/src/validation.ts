@@ -33,6 +33,9 @@ export class Errors {
   forbidden(field: string, why: string): void {
     this.list.push({ type: 'FieldValueForbidden', field, message: `Forbidden: ${why}` });
   }
+  tooLong(field: string, max: number): void {
+    this.list.push({ type: 'FieldValueTooLong', field, message: `Too long: must have at most ${max} bytes` });
+  }
 }
 
 const isObject = (v: unknown): v is Record<string, unknown> => typeof v === 'object' && v !== null && !Array.isArray(v);
@@ -315,9 +318,6 @@ export function validateSpec(kind: string, obj: KubeObject, e: Errors): void {
         if (bad !== undefined) e.invalid(`spec.taints[${i}].key`, t.key, bad);
         if (!['NoSchedule', 'PreferNoSchedule', 'NoExecute'].includes(t.effect)) e.notSupported(`spec.taints[${i}].effect`, t.effect, ['NoSchedule', 'PreferNoSchedule', 'NoExecute']);
       });
-      for (const list of ['capacity', 'allocatable'] as const) {
-        for (const [name, q] of Object.entries((obj as Node).status?.[list] ?? {})) if (!isQuantity(q)) e.invalid(`status.${list}.${name}`, q, 'must be a quantity');
-      }
       return;
     }
     case 'Lease': {
@@ -329,4 +329,150 @@ export function validateSpec(kind: string, obj: KubeObject, e: Errors): void {
     default:
       return;
   }
+}
+
+// Status, as written by the agents (pods, nodes) and the controllers. Every component and the
+// dashboard read it, so a wrong shape (containerStatuses: "x") is refused here rather than
+// breaking each reader.
+
+const POD_PHASES = ['Pending', 'Running', 'Succeeded', 'Failed', 'Unknown'];
+const CONDITION_STATUSES = ['True', 'False', 'Unknown'];
+const NODE_ADDRESS_TYPES = ['InternalIP', 'ExternalIP', 'Hostname', 'InternalDNS', 'ExternalDNS'];
+
+/** The longest message a status may carry (metav1.Condition's bound for message). */
+export const MAX_STATUS_MESSAGE_BYTES = 32 * 1024;
+/** The longest of its other strings: reasons, names, images, addresses, times (metav1.Condition's bound for reason). */
+export const MAX_STATUS_STRING_BYTES = 1024;
+
+/**
+ * Checks the status of the kinds whose status the cluster's components read (Pod, Node). Run
+ * when a status is written: on create, and on updates that carry a new status.
+ */
+export function validateStatus(kind: string, obj: KubeObject, e: Errors): void {
+  const status = (obj as { status?: unknown }).status;
+  if (status === undefined || (kind !== 'Pod' && kind !== 'Node')) return;
+  if (!isObject(status)) return e.invalid('status', brief(status), 'must be an object');
+  if (kind === 'Pod') podStatus(e, status);
+  else nodeStatus(e, status);
+}
+
+/** A value short enough to quote in an error: long strings are cut, objects and lists not shown. */
+function brief(v: unknown): unknown {
+  if (typeof v === 'string' && v.length > 64) return `${v.slice(0, 64)}…`;
+  if (Array.isArray(v)) return '[…]';
+  if (isObject(v)) return '{…}';
+  return v;
+}
+
+function str(e: Errors, v: unknown, field: string, max = MAX_STATUS_STRING_BYTES): void {
+  if (v === undefined) return;
+  if (typeof v !== 'string') e.invalid(field, brief(v), 'must be a string');
+  else if (Buffer.byteLength(v) > max) e.tooLong(field, max);
+}
+
+function bool(e: Errors, v: unknown, field: string): void {
+  if (v !== undefined && typeof v !== 'boolean') e.invalid(field, brief(v), 'must be a boolean');
+}
+
+function int(e: Errors, v: unknown, field: string, min = -(2 ** 31)): void {
+  if (v === undefined) return;
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > 2 ** 31 - 1) e.invalid(field, brief(v), min === 0 ? 'must be an integer greater than or equal to 0' : 'must be a 32-bit integer');
+}
+
+/** A list of objects, each checked by `item`. */
+function objects(e: Errors, v: unknown, field: string, item: (x: Record<string, unknown>, f: string) => void): void {
+  if (v === undefined) return;
+  if (!Array.isArray(v)) return e.invalid(field, brief(v), 'must be a list');
+  v.forEach((x, i) => {
+    if (!isObject(x)) e.invalid(`${field}[${i}]`, brief(x), 'must be an object');
+    else item(x, `${field}[${i}]`);
+  });
+}
+
+function object(e: Errors, v: unknown, field: string, check: (x: Record<string, unknown>) => void): void {
+  if (v === undefined) return;
+  if (!isObject(v)) e.invalid(field, brief(v), 'must be an object');
+  else check(v);
+}
+
+function conditions(e: Errors, v: unknown, field: string): void {
+  objects(e, v, field, (c, f) => {
+    if (typeof c['type'] !== 'string' || c['type'] === '') e.required(`${f}.type`);
+    else str(e, c['type'], `${f}.type`);
+    if (typeof c['status'] !== 'string' || !CONDITION_STATUSES.includes(c['status'])) e.notSupported(`${f}.status`, brief(c['status']), CONDITION_STATUSES);
+    str(e, c['reason'], `${f}.reason`);
+    str(e, c['message'], `${f}.message`, MAX_STATUS_MESSAGE_BYTES);
+    for (const k of ['lastTransitionTime', 'lastProbeTime', 'lastHeartbeatTime']) str(e, c[k], `${f}.${k}`);
+  });
+}
+
+function containerState(e: Errors, v: unknown, field: string): void {
+  object(e, v, field, (s) => {
+    const given = ['waiting', 'running', 'terminated'].filter((k) => s[k] !== undefined);
+    if (given.length > 1) e.forbidden(field, `may not specify more than 1 state type (has ${given.join(', ')})`);
+    object(e, s['waiting'], `${field}.waiting`, (w) => {
+      str(e, w['reason'], `${field}.waiting.reason`);
+      str(e, w['message'], `${field}.waiting.message`, MAX_STATUS_MESSAGE_BYTES);
+    });
+    object(e, s['running'], `${field}.running`, (r) => str(e, r['startedAt'], `${field}.running.startedAt`));
+    object(e, s['terminated'], `${field}.terminated`, (t) => {
+      const f = `${field}.terminated`;
+      if (t['exitCode'] === undefined) e.required(`${f}.exitCode`);
+      int(e, t['exitCode'], `${f}.exitCode`);
+      int(e, t['signal'], `${f}.signal`);
+      str(e, t['reason'], `${f}.reason`);
+      str(e, t['message'], `${f}.message`, MAX_STATUS_MESSAGE_BYTES);
+      for (const k of ['startedAt', 'finishedAt', 'containerID']) str(e, t[k], `${f}.${k}`);
+    });
+  });
+}
+
+function containerStatuses(e: Errors, v: unknown, field: string): void {
+  objects(e, v, field, (c, f) => {
+    if (typeof c['name'] !== 'string' || c['name'] === '') e.required(`${f}.name`);
+    else str(e, c['name'], `${f}.name`);
+    bool(e, c['ready'], `${f}.ready`);
+    bool(e, c['started'], `${f}.started`);
+    int(e, c['restartCount'], `${f}.restartCount`, 0);
+    for (const k of ['image', 'imageID', 'containerID']) str(e, c[k], `${f}.${k}`);
+    containerState(e, c['state'], `${f}.state`);
+    containerState(e, c['lastState'], `${f}.lastState`);
+  });
+}
+
+function podStatus(e: Errors, s: Record<string, unknown>): void {
+  if (s['phase'] !== undefined && (typeof s['phase'] !== 'string' || !POD_PHASES.includes(s['phase']))) e.notSupported('status.phase', brief(s['phase']), POD_PHASES);
+  str(e, s['message'], 'status.message', MAX_STATUS_MESSAGE_BYTES);
+  for (const k of ['reason', 'hostIP', 'podIP', 'startTime', 'nominatedNodeName', 'qosClass']) str(e, s[k], `status.${k}`);
+  for (const k of ['podIPs', 'hostIPs']) objects(e, s[k], `status.${k}`, (x, f) => str(e, x['ip'], `${f}.ip`));
+  conditions(e, s['conditions'], 'status.conditions');
+  containerStatuses(e, s['containerStatuses'], 'status.containerStatuses');
+  containerStatuses(e, s['initContainerStatuses'], 'status.initContainerStatuses');
+  objects(e, s['portMappings'], 'status.portMappings', (m, f) => {
+    str(e, m['containerName'], `${f}.containerName`);
+    str(e, m['name'], `${f}.name`);
+    port(e, m['containerPort'], `${f}.containerPort`);
+    port(e, m['hostPort'], `${f}.hostPort`);
+    if (m['protocol'] !== undefined && m['protocol'] !== 'TCP' && m['protocol'] !== 'UDP') e.notSupported(`${f}.protocol`, brief(m['protocol']), ['TCP', 'UDP']);
+  });
+}
+
+function nodeStatus(e: Errors, s: Record<string, unknown>): void {
+  for (const list of ['capacity', 'allocatable']) {
+    object(e, s[list], `status.${list}`, (l) => {
+      for (const [name, q] of Object.entries(l)) {
+        if (!isQuantity(q)) e.invalid(`status.${list}.${name}`, brief(q), 'must be a quantity');
+        else if (parseQuantity(q) < 0) e.invalid(`status.${list}.${name}`, q, 'must be greater than or equal to 0');
+      }
+    });
+  }
+  conditions(e, s['conditions'], 'status.conditions');
+  objects(e, s['addresses'], 'status.addresses', (a, f) => {
+    if (typeof a['type'] !== 'string' || !NODE_ADDRESS_TYPES.includes(a['type'])) e.notSupported(`${f}.type`, brief(a['type']), NODE_ADDRESS_TYPES);
+    if (typeof a['address'] !== 'string' || a['address'] === '') e.required(`${f}.address`);
+    else str(e, a['address'], `${f}.address`);
+  });
+  object(e, s['nodeInfo'], 'status.nodeInfo', (info) => {
+    for (const [k, v] of Object.entries(info)) str(e, v, `status.nodeInfo.${k}`);
+  });
 }

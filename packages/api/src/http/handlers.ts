@@ -5,7 +5,7 @@ import { authorizePod, type User } from '../auth.ts';
 import { ApiError, conflict, successStatus } from '../errors.ts';
 import { formatSelector, fromLabelSelector, parseFieldSelector, parseLabelSelector, SelectorError } from '../labels.ts';
 import type { ListOptions, ObjectStore } from '../objects.ts';
-import { jsonPatch, mergePatch, PatchError, strategicMergePatch } from '../patch.ts';
+import { jsonPatch, mergePatch, PatchError, PatchLimitError, strategicMergePatch } from '../patch.ts';
 import { RESOURCES, supportedFields, type ResourceInfo } from '../resources.ts';
 import { checkBody, generatedName, prepareCreate, prepareUpdate, timestamp } from '../strategy.ts';
 import type { Deployment, Scale } from '../types/apps.ts';
@@ -107,13 +107,7 @@ export class Handlers {
   async patch(r: ResourceInfo, namespace: string | undefined, name: string, subresource: 'status' | undefined, type: PatchType, patch: unknown, dryRun: boolean, user: User): Promise<KubeObject> {
     return this.guardedUpdate(r, namespace, name, undefined, dryRun, (current) => {
       if (r.kind === 'Pod') authorizePod(user, current as Pod);
-      let patched: unknown;
-      try {
-        patched = type === 'json' ? jsonPatch(current, patch) : type === 'merge' ? mergePatch(current, patch) : strategicMergePatch(current, patch);
-      } catch (err) {
-        if (err instanceof PatchError) throw new ApiError('BadRequest', `the patch cannot be applied: ${err.message}`);
-        throw err;
-      }
+      const patched = applyPatch(() => (type === 'json' ? jsonPatch(current, patch) : type === 'merge' ? mergePatch(current, patch) : strategicMergePatch(current, patch)));
       const next = checkBody(r, patched, namespace, name);
       const pinned = next.metadata.resourceVersion;
       if (pinned !== undefined && pinned !== current.metadata.resourceVersion) throw conflict(r.resource, name, r.group);
@@ -301,7 +295,7 @@ export class Handlers {
     const updated = await this.guardedUpdate(r, namespace, name, undefined, false, (current) => {
       let scale = toScale(current) as unknown;
       if (patchType === undefined) scale = body;
-      else scale = patchType === 'json' ? jsonPatch(scale, body) : mergePatch(scale, body);
+      else scale = applyPatch(() => (patchType === 'json' ? jsonPatch(scale, body) : mergePatch(scale, body)));
       const s = scale as Scale;
       const pinned = s?.metadata?.resourceVersion;
       if (pinned !== undefined && pinned !== current.metadata.resourceVersion) throw conflict(r.resource, name, r.group);
@@ -318,6 +312,17 @@ export class Handlers {
       return prepareUpdate(r, next, current, undefined);
     });
     return toScale(updated);
+  }
+}
+
+/** Runs a patch; a patch that cannot apply is 400, one past a bound 413 (the bound named). */
+function applyPatch(apply: () => unknown): unknown {
+  try {
+    return apply();
+  } catch (err) {
+    if (err instanceof PatchLimitError) throw new ApiError('RequestEntityTooLarge', `the patch cannot be applied: ${err.message}`);
+    if (err instanceof PatchError) throw new ApiError('BadRequest', `the patch cannot be applied: ${err.message}`);
+    throw err;
   }
 }
 

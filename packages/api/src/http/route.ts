@@ -16,7 +16,7 @@ export interface ResourceRoute {
 }
 
 export function parseResourcePath(path: string): ResourceRoute | undefined {
-  const parts = path.split('/').filter((p) => p !== '').map(decodeURIComponent);
+  const parts = path.split('/').filter((p) => p !== '').map(decodeSegment);
   let group: string;
   let version: string;
   let rest: string[];
@@ -53,4 +53,13 @@ export function parseResourcePath(path: string): ResourceRoute | undefined {
     throw new ApiError('NotFound', `the server could not find the requested resource: ${resource}/${subresource}`);
   }
   return { info, namespace, name, subresource, watchPrefix };
+}
+
+/** A path segment without its %-escapes; a malformed escape is the client's error (400), not a URIError (500). */
+function decodeSegment(segment: string): string {
+  try {
+    return decodeURIComponent(segment);
+  } catch {
+    throw new ApiError('BadRequest', `the path segment "${segment}" has a malformed %-escape: each % must start a UTF-8 sequence of %XX bytes`);
+  }
 }

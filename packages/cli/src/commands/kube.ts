@@ -8,6 +8,7 @@ import { RESOURCES, apiVersionOf, canonicalJson, type ResourceInfo } from '@flot
 import { UsageError, parse } from '../args.ts';
 import { loadClusterFile, type ClusterFile } from '../cluster-file.ts';
 import { KubeClient } from '../kube-client.ts';
+import { escapeTerminal } from '../sanitize.ts';
 
 const CONFIG = `--config FILE (default: $FLOTILLA_CONFIG, or cluster-configs/local.yaml)`;
 
@@ -74,7 +75,7 @@ export async function get(args: readonly string[]): Promise<number> {
       if (output === 'json' || output === 'yaml' || output === 'name') {
         const body = await api.ok('GET', path);
         const items = body.kind?.endsWith('List') === true ? (body.items as { metadata: { name: string } }[]) : [body];
-        if (output === 'name') for (const o of items) process.stdout.write(`${kindName(r, o.metadata.name)}\n`);
+        if (output === 'name') for (const o of items) process.stdout.write(`${escapeTerminal(kindName(r, o.metadata.name))}\n`);
         else objects.push(...items.map((o) => ({ apiVersion: apiVersionOf(r), kind: r.kind, ...o })));
         continue;
       }
@@ -134,7 +135,7 @@ async function watchRows(api: KubeClient, r: ResourceInfo, namespace: string | u
   }
 }
 
-interface Table {
+export interface Table {
   metadata?: { resourceVersion?: string };
   columnDefinitions: { name: string; priority?: number }[];
   rows: { cells: unknown[]; object?: { metadata?: { name?: string; namespace?: string } } }[];
@@ -142,16 +143,20 @@ interface Table {
 
 /** Prints a Table as kubectl does (upper-case headers, columns apart by 3 spaces); returns the rows printed. */
 function printTable(t: Table, o: { wide: boolean; namespaces: boolean; prefix: string; header?: boolean }): number {
-  if (t.rows.length === 0) return 0;
-  const cols = t.columnDefinitions.map((c, i) => ({ name: c.name.toUpperCase(), i, show: o.wide || (c.priority ?? 0) === 0 })).filter((c) => c.show);
+  const lines = tableLines(t, o);
+  for (const line of lines) process.stdout.write(`${line}\n`);
+  return o.header === false ? lines.length : Math.max(0, lines.length - 1);
+}
+
+/** The lines of a Table, the header first unless `header` is false. Everything from the server is escaped for the terminal. */
+export function tableLines(t: Table, o: { wide: boolean; namespaces: boolean; prefix: string; header?: boolean }): string[] {
+  if (t.rows.length === 0) return [];
+  const cols = t.columnDefinitions.map((c, i) => ({ name: escapeTerminal(String(c.name).toUpperCase()), i, show: o.wide || (c.priority ?? 0) === 0 })).filter((c) => c.show);
   const header = [...(o.namespaces ? ['NAMESPACE'] : []), ...cols.map((c) => c.name)];
-  const rows = t.rows.map((row) => [...(o.namespaces ? [row.object?.metadata?.namespace ?? ''] : []), ...cols.map((c, k) => `${k === 0 ? o.prefix : ''}${cell(row.cells[c.i])}`)]);
+  const rows = t.rows.map((row) => [...(o.namespaces ? [escapeTerminal(row.object?.metadata?.namespace ?? '')] : []), ...cols.map((c, k) => `${k === 0 ? o.prefix : ''}${cell(row.cells[c.i])}`)]);
   const widths = header.map((h, k) => Math.max(h.length, ...rows.map((r) => r[k]!.length)));
   const status = header.indexOf('STATUS');
-  for (const line of o.header === false ? rows : [header, ...rows]) {
-    process.stdout.write(`${line.map((v, k) => paint(k === line.length - 1 ? v : v.padEnd(widths[k]! + 3), k === status && line !== header ? v : undefined)).join('')}\n`);
-  }
-  return rows.length;
+  return (o.header === false ? rows : [header, ...rows]).map((line) => line.map((v, k) => paint(k === line.length - 1 ? v : v.padEnd(widths[k]! + 3), k === status && line !== header ? v : undefined)).join(''));
 }
 
 /** Colour only on a terminal (and not with NO_COLOR): green for what is fine, red for trouble. */
@@ -169,9 +174,10 @@ function comparable(o: { metadata?: Record<string, unknown> }): unknown {
   return canonicalJson({ ...o, metadata });
 }
 
+/** A table cell as printed: one line, control characters shown (JSON.stringify leaves C1 and DEL as they are). */
 function cell(v: unknown): string {
   if (v === undefined || v === null || v === '') return '<none>';
-  return typeof v === 'object' ? JSON.stringify(v) : String(v);
+  return escapeTerminal(typeof v === 'object' ? JSON.stringify(v) : String(v));
 }
 
 /** The objects of -f FILE|DIR|- (every .yaml, .yml and .json in a directory, in name order). */
@@ -262,7 +268,7 @@ export async function del(args: readonly string[]): Promise<number> {
     if (a.status >= 200 && a.status < 300) process.stdout.write(`${t.r.singular} "${t.name}" deleted\n`);
     else {
       failed++;
-      process.stderr.write(`flotilla: ${api.explain(a)}\n`);
+      process.stderr.write(`flotilla: ${escapeTerminal(api.explain(a))}\n`);
     }
   }
   return failed === 0 ? 0 : 1;
@@ -312,6 +318,6 @@ export async function version(args: readonly string[]): Promise<number> {
   } catch (err) {
     server = `unknown: ${(err as Error).message}`;
   }
-  process.stdout.write(`Server Version: ${server}\n`);
+  process.stdout.write(`Server Version: ${escapeTerminal(server)}\n`);
   return 0;
 }
