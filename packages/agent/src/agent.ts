@@ -7,9 +7,10 @@
 // watches resume from the last resourceVersion seen (or list again) on whichever master answers.
 // Stopping the agent (SIGTERM) stops its pods' processes; a SIGKILLed agent leaves them running,
 // and its next start adopts them (or removes those whose pods are gone).
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
 import { AgentClient, ApiError, Informer, joinCluster, timestamp, type Endpoints, type Event, type Node, type Pod, type Service, type Taint } from '@flotilla/api';
-import { silentLogger, type Logger } from '@flotilla/wire';
+import { describeHolder, isDirLockedError, lockDir, silentLogger, type DirLock, type Logger } from '@flotilla/wire';
 import { AgentApiClient } from './api-client.ts';
 import { Kubelet } from './kubelet.ts';
 import { ensureReady, LeaseKeeper, registerNode } from './node.ts';
@@ -60,14 +61,34 @@ export class Agent {
     readonly proxy: ServiceProxy,
     private readonly lease: LeaseKeeper,
     private readonly logger: Logger,
+    private readonly lock: DirLock,
   ) {}
 
   static async start(options: AgentOptions): Promise<Agent> {
     const logger = options.logger ?? silentLogger;
+    // The data directory is this agent's alone, locked before anything in it is read: a second
+    // agent on it would adopt this one's containers, and stop them when it stops.
+    const lock = lockAgentDir(options);
+    if (lock.tookOver !== undefined) logger.info({ dir: options.dataDir, pid: lock.tookOver.pid }, 'took over the data directory of an agent that is gone');
+    let agent: Agent | undefined;
+    try {
+      agent = await Agent.create(options, logger, lock);
+    } finally {
+      if (agent === undefined) lock.release();
+    }
+    return agent;
+  }
+
+  private static async create(options: AgentOptions, logger: Logger, lock: DirLock): Promise<Agent> {
     const runtime = options.runtime ?? new ProcessRuntime({ dataDir: join(options.dataDir, 'runtime'), logger, nodeName: options.name });
-    const recovered = await runtime.recover();
+    // Failing before the agent exists: the runtime lets go of the directory before the lock goes.
+    const abandon = async (err: unknown): Promise<never> => {
+      await runtime.close().catch(() => undefined);
+      throw err;
+    };
+    const recovered = await runtime.recover().catch(abandon);
     if (recovered.length > 0) logger.info({ containers: recovered.length, running: recovered.filter((c) => c.state === 'running').length }, 'found containers from an earlier run of this agent');
-    const token = await joinAny(options, logger);
+    const token = await joinAny(options, logger).catch(abandon);
     const client = new AgentClient({
       apiUrls: options.apiUrls,
       token,
@@ -92,7 +113,7 @@ export class Agent {
     });
     const proxy = new ServiceProxy({ nodeName: options.name, address: options.address, logger, onError: (key, message) => void serviceWarning(api, options.name, key, message, logger) });
     const lease = new LeaseKeeper(api, options.name, logger, options.leaseRenewMs ?? 1000);
-    const agent = new Agent(options, runtime, client, api, kubelet, proxy, lease, logger);
+    const agent = new Agent(options, runtime, client, api, kubelet, proxy, lease, logger, lock);
     try {
       await agent.run(services);
     } catch (err) {
@@ -146,7 +167,25 @@ export class Agent {
     await this.kubelet.shutdown(podGraceCapMs);
     await this.proxy.close();
     this.client.close();
-    await this.runtime.close();
+    try {
+      await this.runtime.close();
+    } finally {
+      this.lock.release();
+    }
+  }
+}
+
+/** Creates and locks the agent's data directory, or says which agent holds it. */
+function lockAgentDir(options: AgentOptions): DirLock {
+  try {
+    mkdirSync(options.dataDir, { recursive: true });
+    return lockDir(options.dataDir, `flotilla agent ${options.name}`);
+  } catch (err) {
+    if (isDirLockedError(err) && err.holder !== undefined) {
+      const what = err.holder.by.startsWith('flotilla agent') ? 'another running agent' : 'another running process';
+      throw new Error(`the data directory ${options.dataDir} of node ${options.name} is in use by ${what}: ${describeHolder(err.holder)}`);
+    }
+    throw new Error(`cannot lock the data directory ${options.dataDir} of node ${options.name}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
   }
 }
 

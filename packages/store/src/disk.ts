@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { Level } from 'level';
 import { Packr } from 'msgpackr';
 import type { Entry, HardState, Snapshot } from '@flotilla/raft';
+import { describeHolder, isDirLockedError, lockDir, type DirLock } from '@flotilla/wire';
 import { KvError, isKvError } from './errors.ts';
 import { seal, unseal } from './integrity.ts';
 
@@ -78,6 +79,7 @@ export class DiskLog {
     private readonly dir: string,
     private db: Level<string, Uint8Array>,
     private readonly markFd: number,
+    private readonly lock: DirLock,
   ) {}
 
   /** The level database's directory, for messages. */
@@ -93,13 +95,23 @@ export class DiskLog {
       if (isDiskFull(err)) throw new KvError('unavailable', `cannot create the data directory ${dir}: its disk is full`);
       throw new KvError('unavailable', `cannot create the data directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
-    const db = await openDb(dir);
+    // The directory's lock comes before anything reads or writes in it, and is held until
+    // close(): level's own LOCK is released while recover() reopens the database.
+    const lock = lockDataDir(dir);
+    let db: Level<string, Uint8Array>;
+    try {
+      db = await openDb(dir);
+    } catch (err) {
+      lock.release();
+      throw err;
+    }
     const markPath = join(dir, 'raft.mark');
     try {
       if (!existsSync(markPath)) writeFileSync(markPath, Buffer.alloc(2 * MARK_SLOT));
-      return new DiskLog(dir, db, openSync(markPath, 'r+'));
+      return new DiskLog(dir, db, openSync(markPath, 'r+'), lock);
     } catch (err) {
       await db.close().catch(() => undefined);
+      lock.release();
       if (isDiskFull(err)) throw new KvError('unavailable', `cannot open the data directory ${dir}: its disk is full`);
       throw new KvError('unavailable', `cannot open ${markPath}: ${(err as Error).message}`);
     }
@@ -271,9 +283,13 @@ export class DiskLog {
   }
 
   async close(): Promise<void> {
-    await Promise.allSettled([...this.recordWrites.values()]);
-    await this.db.close();
-    closeSync(this.markFd);
+    try {
+      await Promise.allSettled([...this.recordWrites.values()]);
+      await this.db.close();
+      closeSync(this.markFd);
+    } finally {
+      this.lock.release();
+    }
   }
 
   private decode(key: string, value: Uint8Array): unknown {
@@ -329,6 +345,21 @@ function readMark(fd: number): Mark | undefined {
 
 function encode(value: unknown): Uint8Array {
   return seal(RECORD, packr.pack(value));
+}
+
+/** Locks the data directory for this process (see @flotilla/wire's dir-lock), or says who holds it. */
+function lockDataDir(dir: string): DirLock {
+  try {
+    return lockDir(dir, 'flotilla master');
+  } catch (err) {
+    if (isDirLockedError(err)) {
+      if (err.holder === undefined) throw new KvError('unavailable', err.message);
+      const what = err.holder.by.startsWith('flotilla master') ? 'another running master' : 'another running process';
+      throw new KvError('unavailable', `the data directory ${dir} is in use by ${what}: ${describeHolder(err.holder)}`);
+    }
+    if (isDiskFull(err)) throw new KvError('unavailable', `cannot lock the data directory ${dir}: its disk is full`);
+    throw new KvError('unavailable', `cannot lock the data directory ${dir}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+  }
 }
 
 async function openDb(dir: string): Promise<Level<string, Uint8Array>> {

@@ -2,8 +2,10 @@
 // are replaced, snapshots replace the log, compaction drops what a snapshot covers, and a
 // second process cannot open the same directory.
 import assert from 'node:assert/strict';
-import { mkdtempSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, test } from 'node:test';
 import type { Entry, Snapshot } from '@flotilla/raft';
@@ -57,6 +59,40 @@ test('a data directory in use by another master is refused with a clear reason',
   const d = dir();
   const first = await DiskLog.open(d);
   await assert.rejects(DiskLog.open(d), (e: unknown) => e instanceof KvError && e.code === 'unavailable' && /in use by another running master/.test(e.message));
+  await first.close();
+});
+
+test('the data directory is locked first: a directory another live process holds is refused before anything in it is created', async (t) => {
+  const d = dir();
+  mkdirSync(d);
+  const holder = spawn(process.execPath, ['-e', 'setInterval(() => {}, 1000)'], { stdio: 'ignore' });
+  t.after(() => {
+    if (holder.exitCode === null && holder.signalCode === null) holder.kill('SIGKILL');
+  });
+  await new Promise((r) => setTimeout(r, 100));
+  const stat = readFileSync(`/proc/${holder.pid}/stat`, 'latin1');
+  const startTime = stat.slice(stat.lastIndexOf(')') + 2).split(' ')[22 - 3];
+  writeFileSync(join(d, 'flotilla.lock'), JSON.stringify({ pid: holder.pid, ppid: process.pid, host: hostname(), startTime, by: 'flotilla master', since: new Date().toISOString() }));
+  await assert.rejects(DiskLog.open(d), (e: unknown) => e instanceof KvError && e.code === 'unavailable' && new RegExp(`in use by another running master: pid ${holder.pid} \\(flotilla master, since `).test(e.message));
+  assert.deepEqual(readdirSync(d), ['flotilla.lock'], 'no database, no mark file: nothing was written');
+  holder.kill('SIGKILL');
+  await once(holder, 'exit');
+  // Its holder is gone: the lock is stale, and this master takes it over.
+  const log = await DiskLog.open(d);
+  assert.equal(JSON.parse(readFileSync(join(d, 'flotilla.lock'), 'utf8')).pid, process.pid);
+  await log.close();
+  assert.ok(!existsSync(join(d, 'flotilla.lock')), 'close() releases the lock');
+});
+
+test('the directory stays locked while its database is closed and reopened (recover() after a full disk)', async () => {
+  const d = dir();
+  const first = await DiskLog.open(d);
+  await first.load();
+  await first.save({ term: 1, vote: '', commit: 0 }, [entry(1, 1)], undefined, true);
+  // recover() closes level (releasing LevelDB's own LOCK) before it opens it again.
+  await (first as unknown as { db: Level<string, Uint8Array> }).db.close();
+  await assert.rejects(DiskLog.open(d), (e: unknown) => e instanceof KvError && e.code === 'unavailable' && /in use by another running master/.test(e.message));
+  await first.recover();
   await first.close();
 });
 

@@ -1,6 +1,6 @@
 import { mkdirSync } from 'node:fs';
 import { Agent } from '@flotilla/agent';
-import { createLogger } from '@flotilla/wire';
+import { createLogger, describeHolder, dirLockHolder } from '@flotilla/wire';
 import { startWatchdog } from '../watchdog.ts';
 import { readClusterCa } from '../ca.ts';
 import { apiUrl, findWorker, loadClusterFile, type WorkerSpec } from '../cluster-file.ts';
@@ -27,6 +27,12 @@ export async function agent(args: readonly string[]): Promise<number> {
   if (file.joinToken === undefined) throw new Error(`cluster file ${file.path} has no joinToken, so no agent can join: add one (a string of at least 16 characters)`);
   const apiUrls = file.masters.flatMap((m) => apiUrl(file, m) ?? []);
   if (apiUrls.length === 0) throw new Error(`no master in ${file.path} serves the API: give the masters "api" addresses`);
+  // At once, before waiting for the cluster's CA: another agent on this directory (Agent.start
+  // takes the lock itself; this only says so before anything else happens).
+  const holder = dirLockHolder(spec.data);
+  if (holder !== undefined) {
+    throw new Error(`agent ${spec.name}: the data directory ${spec.data} is in use by ${holder.by.startsWith('flotilla agent') ? 'another running agent' : 'another running process'}: ${describeHolder(holder)}`);
+  }
   mkdirSync(spec.data, { recursive: true });
   const logger = createLogger(`${file.cluster}/${spec.name}`);
   startWatchdog(logger);

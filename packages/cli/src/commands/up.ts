@@ -1,8 +1,9 @@
 import { spawn, type ChildProcess } from 'node:child_process';
-import { createWriteStream, mkdirSync, rmSync } from 'node:fs';
+import { createWriteStream, mkdirSync, readFileSync, rmSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { dirLockHolder, type DirLockHolder } from '@flotilla/wire';
 import { apiUrl, clientUrl, loadClusterFile, type ClusterFile } from '../cluster-file.ts';
 import { KubeClient } from '../kube-client.ts';
 import { UsageError, parse } from '../args.ts';
@@ -15,7 +16,9 @@ elected a leader, then starts the workers the file lists (agents), reports leade
 and stops them all on Ctrl-C (the agents first: they stop their pods). Each master's log goes to
 master.log in its data directory, each agent's to agent.log in its own. A second \`up\` reuses
 the data (the cluster comes back with its objects); --fresh deletes every master's and
-worker's data directory first.`;
+worker's data directory first. If a master or worker of the file already runs on its data
+directory (another \`up\`, or one started by hand), \`up\` names it with its pid and exits without
+starting, deleting or writing anything.`;
 
 const BIN = fileURLToPath(new URL('../../bin/flotilla.mjs', import.meta.url));
 
@@ -37,6 +40,8 @@ export async function up(args: readonly string[]): Promise<number> {
   const { values, positionals } = parse(args, { fresh: { type: 'boolean' } }, UP_USAGE, true);
   if (positionals.length !== 1) throw new UsageError('up needs exactly one cluster file', UP_USAGE);
   const file = loadClusterFile(positionals[0]!);
+  // Before anything is deleted, created or started: is any of it running already?
+  refuseIfRunning(file, values.fresh === true);
   if (values.fresh === true) {
     for (const d of [...file.masters.map((m) => m.data), ...file.workers.map((w) => w.data)]) rmSync(d, { recursive: true, force: true });
     say('--fresh: deleted the data of every master and worker');
@@ -112,6 +117,52 @@ export async function up(args: readonly string[]): Promise<number> {
       });
     }, 250);
   });
+}
+
+/**
+ * Throws (one sentence naming every running process and its pid) when a data directory this
+ * `up` would use is locked by a live process: a master or agent of this cluster runs already.
+ * Reads the lock files only (see @flotilla/wire's dir-lock). The masters and agents take the
+ * locks themselves, first thing, so two `up`s racing past this check still cannot share a
+ * directory: the later children stop at once with the same reason.
+ */
+function refuseIfRunning(file: ClusterFile, fresh: boolean): void {
+  // `up` starts the founders and the workers; --fresh deletes every directory the file names.
+  const members = [...file.masters.filter((m) => fresh || !m.join), ...file.workers];
+  const held = members.flatMap((m) => {
+    const holder = dirLockHolder(m.data);
+    return holder === undefined ? [] : [{ name: m.name, data: m.data, holder }];
+  });
+  if (held.length === 0) return;
+  const parents = new Set(held.map((h) => parentUp(h.holder)));
+  const up = parents.size === 1 ? [...parents][0] : undefined;
+  const list = held.map((h) => `${h.name} pid ${h.holder.pid}`).join(', ');
+  const all = held.length === members.length;
+  const others = members.filter((m) => !held.some((h) => h.name === m.name)).map((m) => m.name);
+  const config = relative(process.cwd(), file.path) || file.path;
+  throw new Error(
+    `${all ? `cluster ${file.cluster} is already running` : `part of cluster ${file.cluster} is already running`}${up === undefined ? '' : ` (flotilla up pid ${up})`}: ${list}` +
+      `${all ? '' : ` (not running: ${others.join(', ')})`}; nothing was started${fresh ? ', deleted' : ''} or changed. ` +
+      `Stop ${all ? 'it' : 'them'} first (${up === undefined ? `kill -TERM ${held.map((h) => h.holder.pid).join(' ')}` : `Ctrl-C where it runs, or kill -INT ${up}`}); flotilla status --config ${config} shows the masters`,
+  );
+}
+
+/** The pid of the `flotilla up` that runs this lock holder, if one does (Linux /proc). */
+function parentUp(holder: DirLockHolder): number | undefined {
+  let ppid = holder.ppid;
+  try {
+    const stat = readFileSync(`/proc/${holder.pid}/stat`, 'latin1');
+    ppid = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]);
+  } catch {
+    // no /proc: the parent it had when it took the lock
+  }
+  try {
+    const argv = readFileSync(`/proc/${ppid}/cmdline`, 'utf8').split('\0');
+    const bin = argv.findIndex((a) => /flotilla(\.mjs)?$/.test(a));
+    return bin >= 0 && argv[bin + 1] === 'up' ? ppid : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** Waits until every worker's Node is Ready, then says how to use the cluster. */
