@@ -251,7 +251,15 @@ export class DeploymentController implements Controller {
     s.d = await this.client.update('deployments', next);
   }
 
+  /**
+   * Writes the status unless it is what is stored already. Flotilla's API stores an unchanged
+   * object under a new resourceVersion (Kubernetes' does not), and the watch event that follows
+   * wakes this controller again: a sync that writes the same status on every pass and then fails
+   * (a ReplicaSet create refused, as in a deleted namespace) used to go round ~150 times a
+   * second (issue 12).
+   */
   private async writeStatus(s: SyncState, status: DeploymentStatus): Promise<void> {
+    if (stableJson(status) === stableJson(s.d.status ?? {})) return;
     s.d = await this.client.update('deployments', { ...s.d, status }, 'status');
   }
 
