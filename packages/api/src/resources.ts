@@ -4,7 +4,7 @@ import type { Deployment, Lease, ReplicaSet } from './types/apps.ts';
 import type { Endpoints, Event, Namespace, Node, Pod, Service } from './types/core.ts';
 import type { KubeObject, TableColumnDefinition } from './types/meta.ts';
 
-export type Subresource = 'status' | 'scale' | 'binding' | 'log';
+export type Subresource = 'status' | 'scale' | 'binding' | 'log' | 'finalize';
 
 export interface ResourceInfo {
   /** '' for core. */
@@ -63,7 +63,7 @@ export const RESOURCES: readonly ResourceInfo[] = [
     singular: 'namespace',
     namespaced: false,
     shortNames: ['ns'],
-    subresources: ['status'],
+    subresources: ['status', 'finalize'],
     nameRule: 'label',
     fields: (o) => ({ 'status.phase': (o as Namespace).status?.phase ?? 'Active' }),
     columns: [NAME, col('Status', 'string', 'The phase of the namespace.'), AGE],

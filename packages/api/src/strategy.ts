@@ -72,9 +72,13 @@ export function applyDefaults(r: ResourceInfo, obj: KubeObject): void {
       }
       return;
     }
-    case 'Namespace':
-      (obj as Namespace).status = { phase: (obj as Namespace).status?.phase ?? 'Active' };
+    case 'Namespace': {
+      // (The phase defaults; the conditions the namespace controller sets are kept.)
+      const ns = obj as Namespace;
+      const status = typeof ns.status === 'object' && ns.status !== null && !Array.isArray(ns.status) ? ns.status : {};
+      ns.status = { ...status, phase: status.phase ?? 'Active' };
       return;
+    }
     default:
       return;
   }
@@ -127,10 +131,22 @@ export function prepareCreate(r: ResourceInfo, obj: KubeObject): KubeObject {
   meta.uid = randomUUID();
   meta.creationTimestamp = timestamp();
   meta.generation = 1;
+  if (r.kind === 'Namespace') prepareNamespaceCreate(obj as Namespace);
   if (r.kind === 'Pod') obj.status = { phase: 'Pending', ...(obj.status as object | undefined), conditions: (obj as Pod).status?.conditions ?? [] };
   else if (r.subresources.includes('status') && r.kind !== 'Node' && r.kind !== 'Namespace') delete obj.status;
   validate(r, obj);
   return obj;
+}
+
+/** The finalizer of the namespace controller: a namespace is removed only once its content is. */
+export const NAMESPACE_FINALIZER = 'kubernetes';
+
+/** As Kubernetes' namespace strategy: a new namespace is Active and carries the `kubernetes` finalizer. */
+function prepareNamespaceCreate(ns: Namespace): void {
+  const spec = typeof ns.spec === 'object' && ns.spec !== null && !Array.isArray(ns.spec) ? ns.spec : {};
+  const finalizers = Array.isArray(spec.finalizers) ? spec.finalizers : [];
+  ns.spec = { ...spec, finalizers: finalizers.includes(NAMESPACE_FINALIZER) ? finalizers : [...finalizers, NAMESPACE_FINALIZER] };
+  ns.status = { phase: 'Active' };
 }
 
 function same(a: unknown, b: unknown): boolean {
@@ -141,7 +157,14 @@ function same(a: unknown, b: unknown): boolean {
  * Merges an update with the stored object. A main-resource update keeps the stored status;
  * a status update keeps everything but the status. Immutable fields cannot change.
  */
-export function prepareUpdate(r: ResourceInfo, next: KubeObject, old: KubeObject, subresource: 'status' | undefined): KubeObject {
+export function prepareUpdate(r: ResourceInfo, next: KubeObject, old: KubeObject, subresource: 'status' | 'finalize' | undefined): KubeObject {
+  if (subresource === 'finalize') {
+    // PUT namespaces/NAME/finalize: only spec.finalizers changes (Kubernetes' finalizeStrategy).
+    const finalizers = (next as Namespace).spec?.finalizers;
+    const merged = { ...old, spec: { ...(old as Namespace).spec, finalizers: Array.isArray(finalizers) ? finalizers : [] }, metadata: { ...old.metadata } } as KubeObject;
+    validate(r, merged);
+    return merged;
+  }
   applyDefaults(r, next);
   if (subresource === 'status') {
     const merged: KubeObject = { ...old, status: next.status, metadata: { ...old.metadata } };

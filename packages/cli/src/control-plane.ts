@@ -4,7 +4,7 @@
 // write is fenced to the term they started in, so a deposed leader's loops can never land
 // a write after the next leader's loops have started (StoreNode.write, writeFence).
 import { InformerFactory, LocalClient, type ApiServer } from '@flotilla/api';
-import { DeploymentController, EndpointsController, GarbageCollector, NodeLifecycleController, ReplicaSetController, type Controller, type ControllerContext } from '@flotilla/controllers';
+import { DeploymentController, EndpointsController, EventTTLController, GarbageCollector, NamespaceController, NodeLifecycleController, ReplicaSetController, type Controller, type ControllerContext } from '@flotilla/controllers';
 import { Scheduler } from '@flotilla/scheduler';
 import type { StoreNode } from '@flotilla/store';
 import type { Logger } from '@flotilla/wire';
@@ -14,6 +14,8 @@ export interface ControlPlaneOptions {
   /** Node lifecycle timings (cluster file nodeLifecycle:). */
   readonly nodeGracePeriodMs: number;
   readonly podEvictionMs: number;
+  /** How long Events live after their last write (default 1 h, Kubernetes' --event-ttl). */
+  readonly eventTtlMs?: number;
 }
 
 /** Who the loops act as: the API authorizes them like an admin, the log names them. */
@@ -69,6 +71,8 @@ export class ControlPlane {
       new NodeLifecycleController(ctx, { gracePeriodMs: this.options.nodeGracePeriodMs, evictionMs: this.options.podEvictionMs }),
       new EndpointsController(ctx),
       new GarbageCollector(ctx),
+      new NamespaceController(ctx),
+      new EventTTLController(ctx, this.options.eventTtlMs === undefined ? {} : { ttlMs: this.options.eventTtlMs }),
     ];
     const run: Running = { term, informers, loops, stopped: false };
     this.running = run;

@@ -7,7 +7,7 @@ import { formatSelector, fromLabelSelector, parseFieldSelector, parseLabelSelect
 import type { ListOptions, ObjectStore } from '../objects.ts';
 import { jsonPatch, mergePatch, PatchError, PatchLimitError, strategicMergePatch } from '../patch.ts';
 import { RESOURCES, supportedFields, type ResourceInfo } from '../resources.ts';
-import { checkBody, generatedName, prepareCreate, prepareUpdate, timestamp } from '../strategy.ts';
+import { checkBody, generatedName, NAMESPACE_FINALIZER, prepareCreate, prepareUpdate, timestamp } from '../strategy.ts';
 import type { Deployment, Scale } from '../types/apps.ts';
 import type { Binding, Namespace, Pod } from '../types/core.ts';
 import type { KubeList, KubeObject, Status } from '../types/meta.ts';
@@ -96,8 +96,8 @@ export class Handlers {
     }
   }
 
-  /** PUT: replace the object (or its status), checked against the resourceVersion it carries. */
-  async update(r: ResourceInfo, namespace: string | undefined, name: string, subresource: 'status' | undefined, body: unknown, dryRun: boolean): Promise<KubeObject> {
+  /** PUT: replace the object (or its status, or a namespace's finalizers), checked against the resourceVersion it carries. */
+  async update(r: ResourceInfo, namespace: string | undefined, name: string, subresource: 'status' | 'finalize' | undefined, body: unknown, dryRun: boolean): Promise<KubeObject> {
     const next = checkBody(r, body, namespace, name);
     const wanted = next.metadata.resourceVersion;
     return this.guardedUpdate(r, namespace, name, wanted, dryRun, (current) => prepareUpdate(r, structuredClone(next), current, subresource));
@@ -179,12 +179,10 @@ export class Handlers {
       }
       const next = this.markDeleted(r, current, options);
       if (dryRun) return next ?? current;
+      // A namespace already terminating as asked: nothing to write (its controller is at work).
+      if (r.kind === 'Namespace' && next === current) return current;
       try {
-        if (next !== undefined) {
-          const marked = await this.objects.update(r, next, Number(current.metadata.resourceVersion));
-          if (r.kind === 'Namespace') return await this.finishNamespace(r, marked);
-          return marked;
-        }
+        if (next !== undefined) return await this.objects.update(r, next, Number(current.metadata.resourceVersion));
         const revision = await this.objects.delete(r, namespace, name, Number(current.metadata.resourceVersion));
         return { ...current, metadata: { ...current.metadata, resourceVersion: String(revision) } };
       } catch (err) {
@@ -199,7 +197,7 @@ export class Handlers {
    * Whether deleting waits (the object is marked with a deletionTimestamp and kept) or is
    * immediate (undefined). It waits for finalizers, for Foreground and Orphan propagation (the
    * garbage collector finishes them), for a pod on a node to be stopped within its grace
-   * period, and for a namespace to be emptied.
+   * period, and for a namespace to be emptied (its `kubernetes` finalizer).
    */
   private markDeleted(r: ResourceInfo, current: KubeObject, options: DeleteOptions): KubeObject | undefined {
     const meta = current.metadata;
@@ -207,6 +205,7 @@ export class Handlers {
     const finalizers = [...(meta.finalizers ?? [])];
     if (policy === 'Foreground' && !finalizers.includes('foregroundDeletion')) finalizers.push('foregroundDeletion');
     if (policy === 'Orphan' && !finalizers.includes('orphan')) finalizers.push('orphan');
+    if (r.kind === 'Namespace') return markNamespaceDeleted(current as Namespace, finalizers);
     let grace = 0;
     if (r.kind === 'Pod') {
       const pod = current as Pod;
@@ -214,7 +213,7 @@ export class Handlers {
       // A pod no agent runs can go at once, as can one whose deletion is forced.
       if (pod.spec?.nodeName === undefined || pod.spec.nodeName === '' || grace === 0 || pod.status?.phase === 'Succeeded' || pod.status?.phase === 'Failed') grace = 0;
     }
-    if (r.kind !== 'Namespace' && finalizers.length === 0 && grace === 0) return undefined;
+    if (finalizers.length === 0 && grace === 0) return undefined;
     if (meta.deletionTimestamp !== undefined && grace >= (meta.deletionGracePeriodSeconds ?? 0) && JSON.stringify(finalizers) === JSON.stringify(meta.finalizers ?? [])) {
       return current;
     }
@@ -222,32 +221,7 @@ export class Handlers {
     next.metadata.deletionTimestamp = timestamp(Date.now() + grace * 1000);
     next.metadata.deletionGracePeriodSeconds = grace;
     if (finalizers.length > 0) next.metadata.finalizers = finalizers;
-    if (r.kind === 'Namespace') (next as Namespace).status = { phase: 'Terminating' };
     return next;
-  }
-
-  /** A terminating namespace: delete everything in it, then the namespace itself. */
-  private async finishNamespace(r: ResourceInfo, ns: KubeObject): Promise<KubeObject> {
-    const name = ns.metadata.name!;
-    for (const res of RESOURCES) {
-      if (!res.namespaced) continue;
-      const items = await this.objects.list(res, name, { labels: [], fields: [], limit: 0, continueToken: undefined, resourceVersion: undefined, resourceVersionMatch: undefined });
-      for (const item of items.items) {
-        try {
-          await this.objects.delete(res, name, item.metadata.name!, Number(item.metadata.resourceVersion));
-        } catch (err) {
-          if (!(err instanceof ApiError && (err.reason === 'NotFound' || err.reason === 'Conflict'))) throw err;
-        }
-      }
-    }
-    if ((ns.metadata.finalizers ?? []).length === 0) {
-      try {
-        await this.objects.delete(r, undefined, name, Number(ns.metadata.resourceVersion));
-      } catch (err) {
-        if (!(err instanceof ApiError && err.reason === 'NotFound')) throw err;
-      }
-    }
-    return ns;
   }
 
   async deleteCollection(r: ResourceInfo, namespace: string | undefined, q: URLSearchParams, options: DeleteOptions, user: User): Promise<Status> {
@@ -373,8 +347,35 @@ class ReadThenConfirm {
   }
 }
 
-/** Marked for deletion, nothing holds it any more, and no grace period is left to wait out. */
+/**
+ * Marked for deletion, nothing holds it any more, and no grace period is left to wait out. A
+ * namespace is also held by its spec.finalizers (Kubernetes' ShouldDeleteNamespaceDuringUpdate):
+ * the update that removes the last one (the namespace controller's) deletes it.
+ */
 function finishesDeletion(obj: KubeObject): boolean {
   const m = obj.metadata;
-  return m.deletionTimestamp !== undefined && (m.finalizers ?? []).length === 0 && (m.deletionGracePeriodSeconds ?? 0) === 0 && obj.kind !== 'Namespace';
+  if (m.deletionTimestamp === undefined || (m.finalizers ?? []).length > 0) return false;
+  if (obj.kind === 'Namespace') return ((obj as Namespace).spec?.finalizers ?? []).length === 0;
+  return (m.deletionGracePeriodSeconds ?? 0) === 0;
+}
+
+/**
+ * Deleting a namespace (Kubernetes' namespace REST Delete): it is marked with a
+ * deletionTimestamp and phase Terminating, and kept while a finalizer holds it; one held by
+ * nothing goes at once. A namespace made before namespaces carried the `kubernetes` finalizer
+ * gets it now, so its content is removed too rather than left in a namespace that is gone.
+ * Returns `current` itself when it is already marked as asked.
+ */
+function markNamespaceDeleted(current: Namespace, finalizers: string[]): KubeObject | undefined {
+  const spec = Array.isArray(current.spec?.finalizers) ? current.spec.finalizers : [NAMESPACE_FINALIZER];
+  if (spec.length === 0 && finalizers.length === 0) return undefined;
+  const meta = current.metadata;
+  if (meta.deletionTimestamp !== undefined && JSON.stringify(finalizers) === JSON.stringify(meta.finalizers ?? []) && current.status?.phase === 'Terminating') return current;
+  const next = structuredClone(current);
+  next.metadata.deletionTimestamp ??= timestamp();
+  next.metadata.deletionGracePeriodSeconds = 0;
+  if (finalizers.length > 0) next.metadata.finalizers = finalizers;
+  next.spec = { ...next.spec, finalizers: [...spec] };
+  next.status = { ...next.status, phase: 'Terminating' };
+  return next;
 }
