@@ -76,6 +76,8 @@ export interface ProcessClusterOptions {
   readonly workers?: number;
   /** Give each master's data directory its own tmpfs of this many MiB (needs root), to fill its disk. */
   readonly tmpfsMb?: number;
+  /** More API tokens besides admin and viewer (with api: true). */
+  readonly extraTokens?: readonly { readonly name: string; readonly token: string; readonly role: 'admin' | 'viewer' }[];
 }
 
 interface WorkerInfo {
@@ -100,6 +102,8 @@ export class ProcessCluster {
   readonly leaderTerms = new Map<number, Set<string>>();
   /** Each master's log lines that are not JSON (startup errors). */
   readonly complaints: string[] = [];
+  /** Every time a master process ended (killed by a test, or by itself), with its clock. */
+  readonly exits: { name: string; code: number | null; signal: NodeJS.Signals | null; at: number }[] = [];
   /** Every master's log messages, in the order this process read them, with its clock. */
   readonly messages: { name: string; msg: string; at: number; line: Record<string, unknown> }[] = [];
   /** Data directories on their own tmpfs (unmounted by stop(), or when this process exits). */
@@ -117,7 +121,9 @@ export class ProcessCluster {
     const t = options.timing ?? { tickMs: 25, electionTicks: 12, heartbeatTicks: 2 };
     lines.push(`raft: { tickMs: ${t.tickMs}, electionTicks: ${t.electionTicks}, heartbeatTicks: ${t.heartbeatTicks} }`);
     if (options.api === true) {
-      lines.push('tokens:', `  - { name: admin, token: ${ADMIN_TOKEN}, role: admin }`, `  - { name: viewer, token: ${VIEWER_TOKEN}, role: viewer }`, `joinToken: ${JOIN_TOKEN}`);
+      lines.push('tokens:', `  - { name: admin, token: ${ADMIN_TOKEN}, role: admin }`, `  - { name: viewer, token: ${VIEWER_TOKEN}, role: viewer }`);
+      for (const t of options.extraTokens ?? []) lines.push(`  - { name: ${t.name}, token: ${t.token}, role: ${t.role} }`);
+      lines.push(`joinToken: ${JOIN_TOKEN}`);
       if (options.insecureHttp === true) lines.push('insecureHttp: true');
     }
     if (options.controlPlane === false) lines.push('controlPlane: false');
@@ -285,7 +291,14 @@ export class ProcessCluster {
         this.complaints.push(`${name}: ${line}`);
         return;
       }
-      const parsed = JSON.parse(line) as Record<string, unknown>;
+      let parsed: Record<string, unknown>;
+      try {
+        parsed = JSON.parse(line) as Record<string, unknown>;
+      } catch {
+        // A crash report can print a line starting with "{" that is not a log line.
+        this.complaints.push(`${name}: ${line}`);
+        return;
+      }
       onLine(parsed, typeof parsed['msg'] === 'string' ? parsed['msg'] : '');
     });
     proc.on('exit', () => live.delete(proc));
@@ -315,6 +328,7 @@ export class ProcessCluster {
       m.proc = proc;
       proc.on('exit', (code, signal) => {
         if (m.proc === proc) m.proc = undefined;
+        this.exits.push({ name, code, signal, at: Date.now() });
         if (!started) reject(new Error(`${name} exited before serving (${signal ?? code}): ${this.complaints.filter((c) => c.startsWith(name)).join('; ')}`));
       });
     });
@@ -394,6 +408,11 @@ export class ProcessCluster {
       }
     }
     return total;
+  }
+
+  /** A running master's pid (undefined when it is not running). */
+  masterPid(name: string): number | undefined {
+    return this.info(name).proc?.pid;
   }
 
   running(name: string): boolean {
