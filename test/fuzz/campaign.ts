@@ -16,10 +16,12 @@
 // Findings are JSON lines ({"fuzz":"finding",…}) naming the request (and its seed and index),
 // the answer or the log line; the last line is the summary ({"fuzz":"done",…}).
 import { createServer, type Server, type Socket } from 'node:net';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { setPriority, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Worker } from 'node:worker_threads';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
 import fc from 'fast-check';
 import { ADMIN_TOKEN, JOIN_TOKEN, ProcessCluster, VIEWER_TOKEN } from '../support/masters.ts';
 import { httpRequest, FAMILY_WEIGHTS, type HttpFamily, type HttpReq } from './gen-http.ts';
@@ -123,6 +125,22 @@ function* stream<T>(arb: fc.Arbitrary<T>, seed: number, salt: number, name: stri
   }
 }
 
+/** Kills the masters (pids in a file, each checked to be this cluster's) once the campaign's process is gone. */
+const REAPER = `
+const fs = require('node:fs');
+const [parent, pidFile, dir] = process.argv.slice(1);
+setInterval(() => {
+  try { process.kill(Number(parent), 0); return; } catch {}
+  let pids = [];
+  try { pids = fs.readFileSync(pidFile, 'utf8').split('\\n').filter(Boolean).map(Number); } catch {}
+  for (const pid of pids) {
+    try { if (fs.readFileSync('/proc/' + pid + '/cmdline', 'utf8').includes(dir)) process.kill(pid, 'SIGKILL'); } catch {}
+  }
+  try { fs.rmSync(dir, { recursive: true, force: true }); } catch {}
+  process.exit(0);
+}, 1000);
+`;
+
 /** The livez pinger: a thread of its own, so the campaign's own work does not count as a master's latency. */
 const LIVEZ_WORKER = `
 const { parentPort, workerData } = require('node:worker_threads');
@@ -188,6 +206,27 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
     nodeArgs: oldSpaceMb > 0 ? [`--max-old-space-size=${oldSpaceMb}`] : [],
     extraTokens: [{ name: 'canary', token: CANARY_TOKEN, role: 'admin' }],
   });
+  // If this process dies without running its exit handlers (a fatal V8 error), a reaper of
+  // its own kills the masters it started, by pid (checked against the cluster's directory).
+  const pidFile = join(cluster.dir, 'fuzz-pids');
+  const reaper = spawn(process.execPath, ['-e', REAPER, String(process.pid), pidFile, cluster.dir], { detached: true, stdio: 'ignore' });
+  reaper.unref();
+  const writePids = (): void => {
+    try {
+      writeFileSync(pidFile, cluster.names.map((n) => cluster.masterPid(n)).filter((p) => p !== undefined).join('\n'));
+    } catch {
+      // the directory is gone: stopping
+    }
+  };
+  cleanups.push(() => {
+    if (reaper.pid !== undefined) {
+      try {
+        process.kill(reaper.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  });
   try {
     await Promise.all(
       cluster.names.map(async (n) => {
@@ -195,6 +234,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
         await cluster.start(n);
       }),
     );
+    writePids();
     await cluster.leader(30_000);
     await Promise.all(cluster.names.map((n) => cluster.apiReady(n, 30_000)));
     const ca = cluster.caCert();
@@ -278,6 +318,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
         try {
           startedAt.set(name, Date.now());
           await cluster.start(name);
+          writePids();
           await cluster.apiReady(name, 30_000);
           down.delete(name);
           out(JSON.stringify({ fuzz: 'restarted', master: name, at_s: L.at() }));
@@ -702,26 +743,43 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
   }
 }
 
-/** Cluster files through parseClusterFile / loadClusterFile in a worker thread (hangs and heap blow-ups are seen, not suffered). */
+/** A cluster file that takes this long to refuse is hung (the cases are at most ~100 KB of YAML but one). */
+const CLUSTERFILE_HANG_MS = 15_000;
+
+/** Cluster files through parseClusterFile / loadClusterFile in a process of its own (hangs, heap blow-ups and fatal errors are seen, not suffered). */
 async function clusterFiles(cases: Generator<{ value: ClusterFileCase; origin: string }>, running: () => boolean, L: Ledger, dir: string): Promise<void> {
-  // The worker registers tsx itself (worker threads do not inherit the loader), then says it is ready.
-  const file = new URL('./clusterfile-worker.ts', import.meta.url).href;
-  const spawn = async (): Promise<Worker> => {
-    const w = new Worker(`import('tsx/esm/api').then((m) => { m.register(); return import(${JSON.stringify(file)}); })`, { eval: true, workerData: { dir }, resourceLimits: { maxOldGenerationSizeMb: 256, stackSizeMb: 4 } });
+  const file = fileURLToPath(new URL('./clusterfile-child.ts', import.meta.url));
+  const tsx = import.meta.resolve('tsx');
+  let stderr: string[] = [];
+  const spawnChild = async (): Promise<ChildProcess> => {
+    stderr = [];
+    const child = spawn(process.execPath, ['--no-warnings', '--max-old-space-size=256', '--import', tsx, file, dir], { stdio: ['ignore', 'ignore', 'pipe', 'ipc'] });
+    child.stderr!.on('data', (d: Buffer) => {
+      if (stderr.length < 40) stderr.push(...d.toString('utf8').split('\n').filter((l) => l.trim() !== '').slice(0, 40 - stderr.length));
+    });
     await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error('the cluster-file worker did not start within 30 s')), 30_000);
-      w.once('message', () => {
+      const timer = setTimeout(() => reject(new Error('the cluster-file process did not start within 30 s')), 30_000);
+      child.once('message', () => {
         clearTimeout(timer);
         resolve();
       });
-      w.once('error', (err) => {
+      child.once('exit', (code, signal) => {
         clearTimeout(timer);
-        reject(err);
+        reject(new Error(`the cluster-file process exited at once (${signal ?? code}): ${stderr.join(' / ')}`));
       });
     });
-    return w;
+    return child;
   };
-  let worker = await spawn();
+  const stop = (c: ChildProcess): void => {
+    if (c.pid !== undefined && c.exitCode === null && c.signalCode === null) {
+      try {
+        process.kill(c.pid, 'SIGKILL');
+      } catch {
+        // gone
+      }
+    }
+  };
+  let child = await spawnChild();
   let id = 0;
   try {
     while (running()) {
@@ -733,30 +791,33 @@ async function clusterFiles(cases: Generator<{ value: ClusterFileCase; origin: s
       const flight = L.begin({ channel: 'clusterfile', master: '-', family: 'clusterfile', desc: `${c.mode}ClusterFile (${c.label}, ${text.length} chars): ${JSON.stringify(short(text, 300))}${c.files.length > 0 ? ` with files ${c.files.map((f) => f.name).join(', ')}` : ''}`, origin, payload: () => Buffer.from(text) });
       let crash = '';
       const answer = await new Promise<{ ok: boolean; name?: string; ctor?: string; message?: string; stack?: string } | 'hang' | 'crash'>((resolve) => {
-        const timer = setTimeout(() => resolve('hang'), 5000);
+        const timer = setTimeout(() => done('hang'), CLUSTERFILE_HANG_MS);
         const onMessage = (m: { id: number; ok: boolean }): void => {
-          if (m.id !== job.id) return;
-          clearTimeout(timer);
-          worker.off('message', onMessage);
-          worker.off('error', onError);
-          resolve(m);
+          if (m.id === job.id) done(m);
         };
-        const onError = (err: Error): void => {
-          clearTimeout(timer);
-          worker.off('message', onMessage);
-          crash = `${(err as NodeJS.ErrnoException).code ?? err.name}: ${err.message}`;
-          resolve('crash');
+        const onExit = (code: number | null, signal: string | null): void => {
+          // Give its last words a moment to arrive.
+          setTimeout(() => {
+            crash = `exited (${signal ?? code}): ${stderr.slice(0, 6).join(' / ')}`;
+            done('crash');
+          }, 200);
         };
-        worker.on('message', onMessage);
-        worker.once('error', onError);
-        worker.postMessage(job);
+        function done(v: { ok: boolean } | 'hang' | 'crash'): void {
+          clearTimeout(timer);
+          child.off('message', onMessage);
+          child.off('exit', onExit);
+          resolve(v);
+        }
+        child.on('message', onMessage);
+        child.once('exit', onExit);
+        child.send(job);
       });
       if (answer === 'hang' || answer === 'crash') {
         L.end(flight, answer);
         L.counters.clusterfile_failures++;
-        L.finding(`clusterfile-${answer}`, 'clusterfile', c.label, { detail: answer === 'hang' ? 'parsing took more than 5 s' : `the parsing thread died: ${crash}` }, flight);
-        await worker.terminate().catch(() => undefined);
-        worker = await spawn();
+        L.finding(`clusterfile-${answer}`, 'clusterfile', answer === 'crash' ? `${c.label} ${normalize(crash).slice(0, 60)}` : c.label, { detail: answer === 'hang' ? `parsing took more than ${CLUSTERFILE_HANG_MS / 1000} s` : `the parsing process died: ${short(crash, 600)}` }, flight);
+        stop(child);
+        child = await spawnChild();
         continue;
       }
       L.counters.answered++;
@@ -774,6 +835,6 @@ async function clusterFiles(cases: Generator<{ value: ClusterFileCase; origin: s
       await sleep(15);
     }
   } finally {
-    await worker.terminate().catch(() => undefined);
+    stop(child);
   }
 }

@@ -1,8 +1,8 @@
-// Runs parseClusterFile / loadClusterFile on what the campaign sends, in a worker thread so a
-// hang or a blown heap is seen (and the thread replaced) instead of taking the campaign down.
+// Runs parseClusterFile / loadClusterFile on what the campaign sends, in a process of its own
+// (IPC), so a hang, a blown heap or a fatal V8 error is seen (and the process replaced)
+// instead of taking the campaign down: a master given the same file would meet the same fate.
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { parentPort, workerData } from 'node:worker_threads';
 import { loadClusterFile, parseClusterFile } from '@flotilla/cli';
 
 interface Job {
@@ -12,12 +12,11 @@ interface Job {
   readonly files: readonly { readonly name: string; readonly content: string }[];
 }
 
-const dir = (workerData as { dir: string }).dir;
+const dir = process.argv[2]!;
 // The yaml package warns on stderr about tags it does not know: expected here, and noise.
 process.emitWarning = () => undefined;
 
-parentPort!.postMessage({ ready: true });
-parentPort!.on('message', (job: Job) => {
+process.on('message', (job: Job) => {
   const started = performance.now();
   const caseDir = join(dir, `c${job.id % 4}`);
   try {
@@ -35,9 +34,12 @@ parentPort!.on('message', (job: Job) => {
       file = '/fuzz/cluster.yaml';
       parseClusterFile(job.text, file);
     }
-    parentPort!.postMessage({ id: job.id, ok: true, ms: performance.now() - started });
+    process.send!({ id: job.id, ok: true, ms: performance.now() - started });
   } catch (err) {
     const e = err as Error;
-    parentPort!.postMessage({ id: job.id, ok: false, name: e?.name ?? typeof err, ctor: e?.constructor?.name, message: String(e?.message ?? err), stack: String(e?.stack ?? '').split('\n').slice(0, 6).join('\n'), ms: performance.now() - started });
+    process.send!({ id: job.id, ok: false, name: e?.name ?? typeof err, ctor: e?.constructor?.name, message: String(e?.message ?? err), stack: String(e?.stack ?? '').split('\n').slice(0, 6).join('\n'), ms: performance.now() - started });
   }
 });
+process.send!({ ready: true });
+// The campaign going away (IPC closed) ends this process too.
+process.on('disconnect', () => process.exit(0));
