@@ -88,6 +88,12 @@ export interface Summary {
 const STALL_LIMIT_MS = 100;
 /** The API's body limit (3 MiB, as Kubernetes). */
 const MAX_BODY_BYTES = 3 * 1024 * 1024;
+/** Node's limit on a request's line and headers (--max-http-header-size), answered with 431. */
+const MAX_HEADER_BYTES = 16 * 1024;
+
+function headBytes(m: Materialized): number {
+  return m.target.length + m.headers.reduce((n, [k, v]) => n + k.length + v.length + 4, 0);
+}
 
 /**
  * Kubernetes answers a watch or list from a resourceVersion the server has not reached with
@@ -560,9 +566,10 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
           L.end(flight, 'closed');
           L.counters.raw_closed++;
           L.counters.answered++;
-        } else if (!m.chunked && (m.lieLength ?? m.body?.byteLength ?? 0) > MAX_BODY_BYTES && /EPIPE|ECONNRESET|hang up/.test(o.error ?? '')) {
-          // It declared a body over the limit: the master answers 413 at once and hangs up while
-          // the rest is still being written, so the client may lose the answer. Not a fault.
+        } else if (((!m.chunked && (m.lieLength ?? m.body?.byteLength ?? 0) > MAX_BODY_BYTES) || headBytes(m) > MAX_HEADER_BYTES) && /EPIPE|ECONNRESET|hang up/.test(o.error ?? '')) {
+          // It declared a body over the limit (or sent headers over Node's 16 KiB): the master
+          // answers 413 (431) at once and hangs up while the rest is still being written, so
+          // the client may lose the answer. Not a fault.
           L.end(flight, 'closed (oversize)');
           L.counters.oversize_closed++;
           L.counters.answered++;

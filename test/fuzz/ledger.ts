@@ -60,9 +60,14 @@ export function payloadHint(f: Flight): number {
 /** What a master's dying words say about the request that killed it. */
 export function exitHint(stderr: readonly string[]): ((f: Flight) => number) | undefined {
   const text = stderr.join('\n');
-  if (/frame-too-large|exceeds the \d+-byte limit/.test(text)) return (f) => (f.channel === 'agent' && /GET/.test(f.desc) ? 20 : 0);
+  if (/frame-too-large|exceeds the \d+-byte limit/.test(text)) return (f) => (f.family === 'agent:big-list' && /GET/.test(f.desc) ? 25 : f.channel === 'agent' && /GET/.test(f.desc) ? 20 : 0);
   if (/must not be greater than 123 bytes/.test(text)) return (f) => (f.family === 'agent:malformed' || f.channel === 'peer' || f.channel === 'kv' ? 20 : 0);
-  if (/heap out of memory|Reached heap limit|Allocation failed|ValueDeserializer/.test(text)) return (f) => (['json-patch-bomb', 'body-bomb', 'agent:big-list', 'agent:req'].includes(f.family) ? 20 : 0);
+  if (/heap out of memory|Reached heap limit|Allocation failed|ValueDeserializer/.test(text)) {
+    // structuredClone (ValueDeserializer) in the stack: a JSON patch's copies.
+    const cloning = /ValueDeserializer/.test(text);
+    const weight: Record<string, number> = { 'json-patch-bomb': cloning ? 40 : 30, 'body-bomb': 25, 'agent:big-list': 20, 'agent:req': 15 };
+    return (f) => weight[f.family] ?? 0;
+  }
   return undefined;
 }
 
@@ -186,7 +191,9 @@ export class Ledger {
     const all = [...this.inFlight.values(), ...this.recent].filter((f) => f.master === master && f.started <= to && (f.ended === undefined || f.ended >= from) && f.channel !== 'canary' && f.channel !== 'harness');
     // A connection cut abnormally (1006) or reset as the master died was most likely the one it died on.
     const cut = (f: Flight): boolean => f.ended !== undefined && Math.abs(f.ended - to) < 1500 && /1006|cut by exit/.test(String(f.status));
-    const score = (f: Flight): number => (hint?.(f) ?? 0) + (began !== undefined && f.started >= began - 700 && f.started <= began + 50 ? 10 : 0) + (cut(f) ? 6 : f.ended === undefined || f.ended > to ? 4 : 0) + danger(f.family);
+    // Refused at the door (401, 403): it did no work.
+    const cheap = (f: Flight): boolean => /^(401|403)$|refused 401/.test(String(f.status ?? ''));
+    const score = (f: Flight): number => (cheap(f) ? -8 : 0) + (hint?.(f) ?? 0) + (began !== undefined && f.started >= began - 700 && f.started <= began + 50 ? 10 : 0) + (cut(f) ? 6 : f.ended === undefined || f.ended > to ? 4 : 0) + danger(f.family);
     all.sort((a, b) => score(b) - score(a) || b.started - a.started);
     return all.slice(0, max);
   }
