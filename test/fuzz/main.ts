@@ -15,6 +15,15 @@
 //
 // Prints finding lines as it goes and, last, one JSON line {"fuzz":"done",…}; exits 1 if any
 // criterion failed.
+//
+// Against another commit (e.g. the code before issue 12's fixes): make a worktree, give it a
+// node_modules of its own whose entries link to this one's except @flotilla/* (those must link
+// to the worktree's packages, or the masters would run this tree's code), copy test/fuzz and
+// test/support/masters.ts into it and run there:
+//   git worktree add /tmp/wt 5cceb1a && cd /tmp/wt && mkdir -p node_modules/@flotilla
+//   for e in /work/main/node_modules/* /work/main/node_modules/.[!.]*; do [ "$(basename $e)" = @flotilla ] || ln -s $e node_modules/; done
+//   for p in packages/*; do ln -s ../../$p node_modules/@flotilla/; done
+//   npx tsx test/fuzz/main.ts --seconds 90 --seed 7 --livez-fail-ms 1000   (that code has no stall log: /livez is the measure)
 import { randomInt } from 'node:crypto';
 import { parseArgs } from 'node:util';
 import { runCampaign } from './campaign.ts';
