@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { randomInt } from 'node:crypto';
 import { test } from 'node:test';
-import { runCampaign } from './fuzz/campaign.ts';
+import { runCampaign } from './campaign.ts';
 
 const FIXED_SEED = 1212;
 const SECONDS = Number(process.env['FUZZ_SECONDS'] ?? 60);
