@@ -516,7 +516,7 @@ describe('API server on a 3-master cluster', { timeout: 180_000 }, () => {
   });
 });
 
-test('over its in-flight limit a master answers 429 with Retry-After and does nothing; below it, it serves again', { timeout: 60_000 }, async (t) => {
+test('over its in-flight limit a request waits its turn, then gets 429 with Retry-After and does nothing; below it, it serves again', { timeout: 60_000 }, async (t) => {
   const small = await ProcessCluster.create({ masters: 1, api: true, proxied: false, apiServer: { maxMutatingRequestsInFlight: 1 } });
   t.after(() => small.stop());
   await small.start('m1');
@@ -537,7 +537,8 @@ test('over its in-flight limit a master answers 429 with Retry-After and does no
   assert.equal(refused.status, 429, refused.text);
   assert.equal(refused.headers['retry-after'], '1');
   assert.equal(refused.json.reason, 'TooManyRequests');
-  assert.match(refused.json.message, /already serving 1 changes at once; retry in a second/);
+  // It waited for the seat as long as a queue waits (5 s), then was refused.
+  assert.match(refused.json.message, /serving 1 changes at once and none was free within 5000 ms; retry in a second/);
   // Reads have their own limit (default 400), so they still go through.
   assert.equal((await raw(small, 'm1', 'GET', path, { token: ADMIN_TOKEN })).status, 200);
   slow.end(body.subarray(10));

@@ -56,7 +56,7 @@ test('a bad cluster file stops the master with one clear sentence and no stack t
     ['bad address', good().replace(`"127.0.0.1:${p1}"`, '"127.0.0.1:99999"'), ['--name', 'm1'], /peer must be host:port with a port from 1 to 65535/],
     ['bad store tuning', good().replace('masters:', 'store: { historyRevisions: 5 }\nmasters:'), ['--name', 'm1'], /store.historyRevisions must be an integer from 100 to 10000000/],
     ['bad API limits', good().replace('masters:', 'apiServer: { maxRequestsInFlight: 0 }\nmasters:'), ['--name', 'm1'], /apiServer.maxRequestsInFlight must be an integer from 1 to 100000/],
-    ['unknown API limit', good().replace('masters:', 'apiServer: { maxInflight: 5 }\nmasters:'), ['--name', 'm1'], /apiServer has an unknown field "maxInflight" \(known: maxRequestsInFlight, maxMutatingRequestsInFlight\)/],
+    ['unknown API limit', good().replace('masters:', 'apiServer: { maxInflight: 5 }\nmasters:'), ['--name', 'm1'], /apiServer has an unknown field "maxInflight" \(known: maxRequestsInFlight, maxMutatingRequestsInFlight, maxWatches, maxWatchesPerUser, requestTimeoutSeconds, maxConnections\)/],
     ['bad node lifecycle', good().replace('masters:', 'nodeLifecycle: { gracePeriodSeconds: 0 }\nmasters:'), ['--name', 'm1'], /nodeLifecycle.gracePeriodSeconds must be a number of seconds from 0.1 to 86400/],
     ['control plane not a boolean', good().replace('masters:', 'controlPlane: "no"\nmasters:'), ['--name', 'm1'], /controlPlane must be true or false/],
     ['node lifecycle not a mapping', good().replace('masters:', 'nodeLifecycle: 5\nmasters:'), ['--name', 'm1'], /"nodeLifecycle" must be a mapping, e.g. nodeLifecycle: \{ gracePeriodSeconds: 5, evictionSeconds: 5 \}/],

@@ -8,10 +8,10 @@
 // pid's start time from /proc/<pid>/stat field 22, the boot id, the host): it is created
 // complete and atomically with link(2), which fails when the file exists, and a lock whose
 // holder is gone (no such process, a zombie, a reused pid, another boot) is stale and taken
-// over. Taking over moves the stale file aside with rename(2) and checks that what it moved is
-// the stale file it judged; if a racer's fresh lock was moved instead, it is put back. A lock on
+// over. Taking over is done by one process at a time (it holds `LOCK.breaking`, created the
+// same way), which removes the lock only if it still holds the stale content it judged. A lock on
 // another host is never judged stale (its pid cannot be checked from here).
-import { closeSync, linkSync, openSync, readFileSync, renameSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, linkSync, openSync, readFileSync, statSync, unlinkSync, writeFileSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
 import { join } from 'node:path';
@@ -98,9 +98,9 @@ export function lockDir(dir: string, by: string): DirLock {
   const content = `${JSON.stringify({ ...me, by, since: new Date().toISOString() })}\n`;
   let tookOver: DirLockHolder | undefined;
   let unreadable = false;
-  for (let attempt = 0; attempt < 20; attempt++) {
+  for (let attempt = 0; attempt < 200; attempt++) {
     if (create(path, content)) {
-      // Read back: a racer taking over a stale lock may have moved ours aside (it puts it back).
+      // Read back: what the lock file holds is ours (a check that costs one read).
       if (readOrUndefined(path) === content) {
         const lock = new DirLock(dir, path, content, tookOver);
         held.add(lock);
@@ -127,29 +127,28 @@ export function lockDir(dir: string, by: string): DirLock {
     } else if (alive(holder)) {
       throw new DirLockedError(dir, holder, `the data directory ${dir} is in use by ${describeHolder(holder)}`);
     }
-    // Stale: move it aside, and make sure what we moved is what we judged.
-    const aside = `${path}.stale-${process.pid}-${randomBytes(4).toString('hex')}`;
-    try {
-      renameSync(path, aside);
-    } catch (err) {
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') continue;
-      throw err;
-    }
-    const moved = readOrUndefined(aside);
-    if (moved !== text) {
-      // A racer took the lock after we read it: put its lock back, then look again.
-      try {
-        linkSync(aside, path);
-      } catch {
-        // another one is there already; the loop reads it
+    // Stale. Only one process at a time may break it (it holds the breaker file, created as
+    // exclusively as the lock), and it removes the lock only if it still holds what was judged:
+    // while the stale file is there nobody can create a fresh one, so what it removes is stale.
+    const breaker = `${path}.breaking`;
+    if (!create(breaker, content)) {
+      const other = readOrUndefined(breaker);
+      const by = other === undefined ? undefined : parse(other);
+      if (by !== undefined && alive(by) && Date.now() - mtime(breaker) < 10_000) {
+        sleep(20);
+        continue;
       }
-    } else if (holder !== undefined) {
-      tookOver = holder;
+      // A breaker that died (or hung) on the way: remove its file if it is still the same.
+      if (other !== undefined && readOrUndefined(breaker) === other) removeQuietly(breaker);
+      continue;
     }
     try {
-      unlinkSync(aside);
-    } catch {
-      // already gone
+      if (readOrUndefined(path) === text) {
+        unlinkSync(path);
+        if (holder !== undefined) tookOver = holder;
+      }
+    } finally {
+      removeQuietly(breaker);
     }
   }
   const why = unreadable ? `its lock file ${path} names no process (another process may be writing it; remove it if none runs)` : `its lock file ${path} keeps changing (several processes are starting on it)`;
@@ -275,4 +274,12 @@ function mtime(path: string): number {
 
 function sleep(ms: number): void {
   Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+function removeQuietly(path: string): void {
+  try {
+    unlinkSync(path);
+  } catch {
+    // already gone
+  }
 }

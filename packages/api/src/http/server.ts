@@ -14,7 +14,7 @@ import { apiGroup, apiGroupList, apiResourceList, apiVersions, VERSION_INFO } fr
 import { Handlers, listOptions, type DeleteOptions, type PatchType } from './handlers.ts';
 import { parseResourcePath, type ResourceRoute } from './route.ts';
 import { openApiV3Index, openApiV3Document } from './openapi.ts';
-import { serveWatch } from './watch.ts';
+import { roomIn, serveWatch } from './watch.ts';
 import { Admission, DEFAULT_ADMISSION, type AdmissionLimits } from './admission.ts';
 import { AgentEndpoint } from './agents.ts';
 import { MAX_BODY_BYTES, readJson } from './body.ts';
@@ -544,8 +544,7 @@ async function sendList(res: ServerResponse, list: StreamedList): Promise<void> 
     const parts = first.value.map((o) => JSON.stringify(asTable ? { cells: r.row(o, now), object: { kind: 'PartialObjectMetadata', apiVersion: 'meta.k8s.io/v1', metadata: o.metadata } } : o));
     res.write(`${written > 0 ? ',' : ''}${parts.join(',')}`);
     written += parts.length;
-    if (res.writableLength > STREAM_HIGH_WATER) await drained(res);
-    else await new Promise((resolve) => setImmediate(resolve));
+    await roomIn(res, STREAM_HIGH_WATER);
     if (res.destroyed) {
       await scan.return({ resourceVersion: rv });
       return;
@@ -553,19 +552,6 @@ async function sendList(res: ServerResponse, list: StreamedList): Promise<void> 
     first = await scan.next();
   }
   res.end(']}');
-}
-
-/** Resolves when `res` has room again or is gone. */
-function drained(res: ServerResponse): Promise<void> {
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
 }
 
 function toTable(r: ResourceInfo, body: KubeObject | KubeList): Table {

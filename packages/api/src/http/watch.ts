@@ -125,20 +125,7 @@ export async function serveWatch(req: IncomingMessage, res: ServerResponse, obje
       res.write(`${JSON.stringify({ type, object })}\n`);
       return res.writableLength <= MAX_BUFFERED;
     },
-    room: () =>
-      new Promise<void>((resolve) => {
-        if (res.writableLength < ROOM_BYTES || res.destroyed) {
-          setImmediate(resolve);
-          return;
-        }
-        const done = (): void => {
-          res.off('drain', done);
-          res.off('close', done);
-          resolve();
-        };
-        res.on('drain', done);
-        res.on('close', done);
-      }),
+    room: () => roomIn(res, ROOM_BYTES),
     end: () => {
       if (!started) {
         started = true;
@@ -156,4 +143,25 @@ export async function serveWatch(req: IncomingMessage, res: ServerResponse, obje
   req.on('close', stop);
   res.on('close', stop);
   if (req.destroyed || res.destroyed) stop();
+}
+
+/**
+ * Resolves on the next turn of the loop while `res` has less than `bytes` unread (or is
+ * gone), else once it drains or closes: a writer of a long answer yields, and waits for a slow
+ * reader, between chunks.
+ */
+export function roomIn(res: ServerResponse, bytes: number): Promise<void> {
+  return new Promise<void>((resolve) => {
+    if (res.writableLength < bytes || res.destroyed) {
+      setImmediate(resolve);
+      return;
+    }
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }
