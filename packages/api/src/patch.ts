@@ -2,7 +2,7 @@
 // (RFC 6902) and Kubernetes' strategic merge patch for the built-in kinds, where lists of
 // named things (containers, ports, env, conditions…) merge by key instead of being replaced.
 
-import { MAX_BODY_BYTES } from './http/body.ts';
+import { MAX_BODY_BYTES, MAX_JSON_DEPTH } from './http/body.ts';
 
 export class PatchError extends Error {
   override readonly name = 'PatchError';
@@ -24,12 +24,7 @@ export const MAX_PATCHED_BYTES = MAX_BODY_BYTES;
  */
 export const MAX_PATCH_COPIED_BYTES = MAX_BODY_BYTES;
 
-/**
- * How deeply objects and lists may nest in a patch and in what it produces. The built-in kinds
- * need about a dozen levels; the recursive steps after a patch (structuredClone, JSON.stringify,
- * the merges) overflow the stack near 2,000 levels on Node's default stack.
- */
-export const MAX_JSON_DEPTH = 100;
+export { MAX_JSON_DEPTH };
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };
 

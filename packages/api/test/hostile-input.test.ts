@@ -4,6 +4,8 @@
 // node writing a pod status of the wrong shape. Each is refused with a Status naming the bound
 // it passed, and nothing changes.
 import assert from 'node:assert/strict';
+import { request } from 'node:http';
+import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { ApiServer, Authenticator, jsonPatch, matches, mergePatch, PatchError, strategicMergePatch, type Pod } from '@flotilla/api';
 import { startTestApi, type TestApi } from '@flotilla/api/testing';
@@ -119,8 +121,8 @@ test('a merge patch whose result would pass 3 MiB is refused with 413 naming the
 
 test('patches nested 3,000 levels deep are 413 naming the depth bound, and the object can still be patched', async () => {
   // Before the bound: the merge patch was stored, and every later patch of the pod overflowed
-  // the stack in structuredClone (500); the other two overflowed at once (500). Deep enough for
-  // that, not so deep that the body's own "__proto__" check overflows first (body.ts).
+  // the stack in structuredClone (500); the other two overflowed at once (500). Now the body's
+  // own depth check (body.ts) refuses them before any patch function sees them.
   const pod = await createPod('deep');
   const deep = nestedJson(3000);
   for (const [type, body] of [
@@ -223,6 +225,72 @@ test('a malformed %-escape anywhere in a resource path is 400 BadRequest, not 50
     assert.match(res.body.message, /malformed %-escape/);
   }
 });
+
+test('request targets starting "//" are paths on this master: 404 or 400, never 500', async () => {
+  const port = server.address().port;
+  for (const target of ['//[bad/api/v1/pods', '//evil:99999/api', '//a b/x', '//%zz/api/v1/namespaces']) {
+    const answer = await rawRequest(port, `GET ${target.replace(' ', '%20')} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\nconnection: close\r\n\r\n`);
+    const status = Number(/^HTTP\/1\.1 (\d+)/.exec(answer)?.[1]);
+    assert.ok(status === 404 || status === 400, `${target}: ${answer.slice(0, 200)}`);
+  }
+  assert.equal((await call('GET', '/api/v1/namespaces/default')).status, 200);
+});
+
+// --- bodies ----------------------------------------------------------------------------------------
+
+test('a body nested 5,000 levels deep is 413 naming the depth bound, on create and on replace; nothing changes', async () => {
+  const pod = await createPod('deep-body');
+  const before = await versionOf('deep-body');
+  const deepPod = (depth: number) => `{"apiVersion":"v1","kind":"Pod","metadata":{"name":"deep-body","resourceVersion":"${before}"},"spec":{"containers":[{"name":"c","image":"x"}]},"extra":${nestedJson(depth)}}`;
+  for (const depth of [200, 2_500, 5_000, 50_000]) {
+    const created = await call('POST', PODS, deepPod(depth).replace('"deep-body"', `"deep-${depth}"`));
+    assert.equal(created.status, 413, `create, ${depth} deep: ${JSON.stringify(created.body).slice(0, 300)}`);
+    assert.match(created.body.message, /nests more than 100 levels deep; the limit is 100/);
+    const replaced = await call('PUT', `${PODS}/deep-body`, deepPod(depth));
+    assert.equal(replaced.status, 413, `replace, ${depth} deep`);
+  }
+  assert.equal(await versionOf('deep-body'), before);
+  assert.equal((await call('GET', `${PODS}/deep-2500`)).status, 404);
+  assert.equal(pod.metadata.name, 'deep-body');
+});
+
+test('a chunked body over 3 MiB is answered 413 naming the bound, which the client reads; the master goes on', async () => {
+  const port = server.address().port;
+  const answer = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, method: 'POST', path: PODS, headers: { authorization: `Bearer ${TOKEN}`, 'content-type': 'application/json', 'transfer-encoding': 'chunked' } }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('error', reject);
+    const chunk = Buffer.alloc(64 * 1024, 0x20);
+    let sent = 0;
+    const more = (): void => {
+      while (sent < 5 * 1024 * 1024) {
+        sent += chunk.length;
+        if (!req.write(chunk)) return void req.once('drain', more);
+      }
+      req.end();
+    };
+    req.write('{"pad":"');
+    more();
+  });
+  assert.equal(answer.status, 413, answer.body.slice(0, 300));
+  assert.match(answer.body, /exceeds 3145728 bytes, the limit/);
+  assert.equal((await call('GET', '/api/v1/namespaces/default')).status, 200);
+});
+
+function rawRequest(port: number, head: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(head));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => (text += c));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
+}
 
 // --- status written by nodes ---------------------------------------------------------------------
 

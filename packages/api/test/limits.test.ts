@@ -110,6 +110,23 @@ describe('bounds on one master', () => {
     }
   });
 
+  test('a body nested 1,000 levels deep in an agent frame is 413 naming the depth bound; the connection goes on', async () => {
+    let deep: unknown = 'bottom';
+    // msgpackr's own packer overflows near 2,000 levels, so this client cannot send deeper; the
+    // fuzz campaign sends 5,000 levels in frames it encodes itself (which answered 500 before).
+    for (let i = 0; i < 1_000; i++) deep = { a: deep };
+    const agent = new AgentClient({ apiUrls: [urlA], token: NODE });
+    try {
+      const event = { apiVersion: 'v1', kind: 'Event', metadata: { name: 'deep', namespace: 'default' }, involvedObject: { kind: 'Node', name: 'w1' }, reason: 'Deep', message: 'm', type: 'Normal', extra: deep };
+      const answer = await agent.request<{ reason: string; message: string }>('POST', '/api/v1/namespaces/default/events', { body: event });
+      assert.equal(answer.code, 413, JSON.stringify(answer.body).slice(0, 300));
+      assert.match(answer.body.message, /nests more than 100 levels deep; the limit is 100/);
+      assert.equal((await agent.request('GET', '/api/v1/namespaces/default')).code, 200);
+    } finally {
+      agent.close();
+    }
+  });
+
   test('defect 5: an unpaged HTTP list is streamed (chunked, no content length) and equals the paged reads', async () => {
     for (let i = 0; i < 30; i++) await api.client.create('leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `cm-${i}`, namespace: 'default' }, spec: { holderIdentity: String(i) } } as KubeObject);
     const whole = await get(urlA, '/apis/coordination.k8s.io/v1/namespaces/default/leases');

@@ -2,7 +2,7 @@ import { totalmem } from 'node:os';
 import { getHeapStatistics } from 'node:v8';
 import { readFileSync } from 'node:fs';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { parse, YAMLParseError } from 'yaml';
+import { parse, Parser, YAMLParseError } from 'yaml';
 
 /**
  * A cluster file describes one cluster: its secret, its Raft timing, who may use its API, and
@@ -144,6 +144,61 @@ export class ClusterFileError extends Error {
 
 type Obj = Record<string, unknown>;
 
+/** The most a cluster file (or token file) may hold; real ones are a few KiB. */
+export const MAX_CLUSTER_FILE_BYTES = 1024 * 1024;
+/** How deeply a cluster file may nest; its deepest field is five levels down. */
+export const MAX_CLUSTER_FILE_DEPTH = 64;
+
+/**
+ * Parses YAML from a file an operator gave, or fails with one sentence. The yaml package
+ * recurses as deep as the text nests (a RangeError past a few thousand levels, and V8 aborted
+ * the process out of memory on 50,000 open brackets), so the nesting is measured first, without
+ * recursion; its aliases are bounded (it throws a ReferenceError past them).
+ */
+function parseYaml(text: string, fail: (msg: string) => never): unknown {
+  if (Buffer.byteLength(text) > MAX_CLUSTER_FILE_BYTES) fail(`is larger than ${MAX_CLUSTER_FILE_BYTES} bytes, the limit`);
+  const { depth, line } = yamlDepth(text, MAX_CLUSTER_FILE_DEPTH);
+  if (depth > MAX_CLUSTER_FILE_DEPTH) fail(`nests more than ${MAX_CLUSTER_FILE_DEPTH} levels deep at line ${line}; the limit is ${MAX_CLUSTER_FILE_DEPTH}`);
+  try {
+    return parse(text, { maxAliasCount: 100 });
+  } catch (err) {
+    if (err instanceof YAMLParseError) {
+      const line = err.linePos?.[0]?.line;
+      fail(`is not valid YAML${line === undefined ? '' : ` (line ${line})`}: ${err.message.split('\n')[0]}`);
+    }
+    if (err instanceof ReferenceError && /excessive alias count/i.test(err.message)) fail('is not valid YAML: it uses aliases to build more than 100 nodes, the limit');
+    fail(`is not valid YAML: ${(err as Error)?.message ?? String(err)}`);
+  }
+}
+
+/**
+ * How deeply YAML text nests, as collections holding collections, and the line where it first
+ * passes `limit`. Measured on the yaml package's concrete syntax tree, which it builds with a
+ * stack of its own (50,000 open brackets parse in under half a second), walked here without
+ * recursion; only composing that tree into values recurses.
+ */
+export function yamlDepth(text: string, limit: number): { depth: number; line: number } {
+  let depth = 0;
+  for (const doc of new Parser().parse(text)) {
+    const work: [unknown, number][] = [[doc, 0]];
+    while (work.length > 0) {
+      const [token, d] = work.pop()!;
+      if (typeof token !== 'object' || token === null) continue;
+      const t = token as { items?: { key?: unknown; value?: unknown }[]; value?: unknown; offset?: number };
+      if (Array.isArray(t.items)) {
+        depth = Math.max(depth, d + 1);
+        if (depth > limit) return { depth, line: text.slice(0, t.offset ?? 0).split('\n').length };
+        for (const item of t.items) {
+          work.push([item.key, d + 1]);
+          work.push([item.value, d + 1]);
+        }
+      }
+      work.push([t.value, d]);
+    }
+  }
+  return { depth, line: text.split('\n').length };
+}
+
 export function loadClusterFile(path: string): ClusterFile {
   const abs = resolve(path);
   let text: string;
@@ -161,16 +216,7 @@ export function parseClusterFile(text: string, path: string): ClusterFile {
   const fail: (msg: string) => never = (msg) => {
     throw new ClusterFileError(`${where}: ${msg}`);
   };
-  let doc: unknown;
-  try {
-    doc = parse(text);
-  } catch (err) {
-    if (err instanceof YAMLParseError) {
-      const line = err.linePos?.[0]?.line;
-      fail(`is not valid YAML${line === undefined ? '' : ` (line ${line})`}: ${err.message.split('\n')[0]}`);
-    }
-    throw err;
-  }
+  const doc = parseYaml(text, fail);
   if (typeof doc !== 'object' || doc === null || Array.isArray(doc)) fail('must be a YAML mapping with "cluster", "secret" and "masters"');
   const o = doc as Obj;
   const known = new Set(['cluster', 'secret', 'secretFile', 'raft', 'masters', 'tokens', 'tokenFile', 'joinToken', 'insecureHttp', 'store', 'apiServer', 'nodeLifecycle', 'controlPlane', 'workers']);
@@ -415,11 +461,13 @@ function apiTokens(o: Obj, base: string, fail: (m: string) => never): ApiToken[]
     if (list !== undefined) fail('give either "tokens" or "tokenFile", not both');
     if (typeof o['tokenFile'] !== 'string') fail('"tokenFile" must be a path');
     const file = resolvePath(base, o['tokenFile']);
+    let text = '';
     try {
-      list = parse(readFileSync(file, 'utf8'));
+      text = readFileSync(file, 'utf8');
     } catch (err) {
       fail(`cannot read tokenFile ${file}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
     }
+    list = parseYaml(text, (m) => fail(`tokenFile ${file} ${m}`));
   }
   if (list === undefined) return [];
   if (!Array.isArray(list)) fail('"tokens" must be a list of {name, token, role}');

@@ -115,7 +115,7 @@ export class WireConnection extends EventEmitter<Events> {
   close(code: number = CLOSE.normal, reason = ''): void {
     if (this.closed) return;
     if (this.ws.readyState === this.ws.OPEN || this.ws.readyState === this.ws.CONNECTING) {
-      this.ws.close(code, reason.slice(0, 120));
+      this.ws.close(code, closeReason(reason));
       // A peer that never answers the closing handshake must not hold the socket open.
       setTimeout(() => this.ws.terminate(), 1000).unref();
     }
@@ -203,4 +203,22 @@ export class InFlightLimit {
       this.conn.resume();
     }
   }
+}
+
+/**
+ * A close reason as the protocol allows it: at most 123 bytes of UTF-8 (RFC 6455 5.5: a control
+ * frame's payload is at most 125 bytes, two of them the code). Cut at a character boundary, since
+ * ws throws on a longer reason and a peer's words quoted into one must not end the process.
+ */
+export function closeReason(reason: string): string {
+  if (Buffer.byteLength(reason) <= 123) return reason;
+  let out = '';
+  let bytes = 0;
+  for (const ch of reason) {
+    const n = Buffer.byteLength(ch);
+    if (bytes + n > 120) break;
+    out += ch;
+    bytes += n;
+  }
+  return out + '...';
 }

@@ -104,14 +104,18 @@ test('a malformed, textual or oversized frame closes that one connection with a 
     ['a msgpack number, not a map', (ws) => ws.send(Buffer.from([0x2a])), CLOSE.invalidData],
     ['a text frame', (ws) => ws.send('{"json":true}'), CLOSE.invalidData],
     ['a frame over the size limit', (ws) => ws.send(Buffer.alloc(4096)), CLOSE.tooBig],
+    // msgpackr's error quotes the value it read: 200 two-byte characters make a reason far over
+    // the 123 bytes a close frame holds, which ws refuses by throwing (issue 12: a master exit).
+    ['a frame whose error quotes 400 bytes of text', (ws) => ws.send(Buffer.concat([Buffer.from([0x81, 0xa1, 0x61, 0xda, 0x01, 0x90]), Buffer.from('é'.repeat(200)), Buffer.from([0xc1])])), CLOSE.invalidData],
   ];
   const bystander = await dial(url);
   for (const [name, misbehave, expected] of cases) {
     const ws = await dial(url);
     const closed = once(ws, 'close');
     misbehave(ws);
-    const [code] = (await closed) as [number];
+    const [code, reason] = (await closed) as [number, Buffer];
     assert.equal(code, expected, name);
+    assert.ok(reason.length <= 123, `${name}: a close reason of ${reason.length} bytes`);
   }
   assert.ok(logger.lines.filter((l) => l.level === 'warn').length >= cases.length, 'each reason was logged');
   // The server and the other connection are unaffected.

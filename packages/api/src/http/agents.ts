@@ -29,7 +29,7 @@ import type { Authenticator, User } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { ObjectStore } from '../objects.ts';
 import type { ApiCall, ApiResult } from './server.ts';
-import { hasProtoKey } from './body.ts';
+import { checkBody } from './body.ts';
 import type { LogRequest, LogSink } from './logs.ts';
 import { runWatch } from './watch.ts';
 import type { Admission } from './admission.ts';
@@ -315,7 +315,7 @@ function toCall(frame: Frame): ApiCall {
         if (optional) return undefined;
         throw new ApiError('BadRequest', 'the request needs a body');
       }
-      if (hasProtoKey(body)) throw new ApiError('BadRequest', 'the request body has a "__proto__" field, which no Kubernetes object has');
+      checkBody(body);
       return structuredClone(body);
     },
   };

@@ -15,6 +15,7 @@ import type { Logger } from '@flotilla/wire';
 import { ApiError, REASONS } from '../errors.ts';
 import type { Pod } from '../types/core.ts';
 import type { Status } from '../types/meta.ts';
+import { requestUrl } from './route.ts';
 
 /** What the master asks an agent for (the fields of the 'logs' frame besides t and id). */
 export interface LogRequest {
@@ -211,7 +212,7 @@ function forward(peer: string, req: IncomingMessage, res: ServerResponse, o: Ser
   // Only the peer's origin, the pod's own log path and the query go out: the request target
   // may be absolute-form (GET http://any-host/…), and a forwarder that resolved it against
   // the peer would fetch whatever host it named (SSRF).
-  const asked = new URL(req.url ?? '/', 'http://flotilla.invalid');
+  const asked = requestUrl(req.url);
   const url = new URL(peer);
   url.pathname = `${url.pathname.replace(/\/+$/, '')}/api/v1/namespaces/${encodeURIComponent(o.pod.metadata.namespace ?? '')}/pods/${encodeURIComponent(o.pod.metadata.name ?? '')}/log`;
   url.search = asked.search;

@@ -6,6 +6,22 @@
 import { ApiError } from '../errors.ts';
 import { findResource, type ResourceInfo } from '../resources.ts';
 
+/**
+ * The URL a request target names. An origin-form target ("/path?query") is always a path on
+ * this server, even one that starts "//" (which `new URL(target, base)` would read as another
+ * host, and refuse with a TypeError when that "host" is not one); an absolute-form target
+ * ("http://host/path", RFC 9112 3.2.2) is read as given, and only its path and query are used.
+ * Anything else is a 400.
+ */
+export function requestUrl(target: string | undefined): URL {
+  const t = target ?? '/';
+  try {
+    return new URL(t.startsWith('/') ? `https://flotilla${t}` : t);
+  } catch {
+    throw new ApiError('BadRequest', 'the request target is not a path or an absolute URL');
+  }
+}
+
 export interface ResourceRoute {
   readonly info: ResourceInfo;
   readonly namespace: string | undefined;

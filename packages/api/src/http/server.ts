@@ -12,7 +12,7 @@ import { apiVersionOf, type ResourceInfo } from '../resources.ts';
 import type { KubeList, KubeObject, Status, Table } from '../types/meta.ts';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, VERSION_INFO } from './discovery.ts';
 import { Handlers, listOptions, type DeleteOptions, type PatchType } from './handlers.ts';
-import { parseResourcePath, type ResourceRoute } from './route.ts';
+import { parseResourcePath, requestUrl, type ResourceRoute } from './route.ts';
 import { openApiV3Index, openApiV3Document } from './openapi.ts';
 import { roomIn, serveWatch } from './watch.ts';
 import { Admission, DEFAULT_ADMISSION, type AdmissionLimits } from './admission.ts';
@@ -195,7 +195,7 @@ export class ApiServer {
   }
 
   private async route(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    const url = new URL(req.url ?? '/', 'https://flotilla');
+    const url = requestUrl(req.url);
     const path = url.pathname.replace(/\/+$/, '') || '/';
     const method = req.method ?? 'GET';
     if (method === 'GET' && (path === '/healthz' || path === '/readyz' || path === '/livez')) return this.health(res, path, url.searchParams.has('verbose'));
