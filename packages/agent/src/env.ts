@@ -4,13 +4,13 @@
 // <SERVICE>_SERVICE_HOST/_PORT for the Services of the pod's namespace (they point at this
 // node's proxy), then the container's own env with values from the pod's fields and $(VAR)
 // references expanded, as Kubernetes does.
-import type { Container, EnvVar, Pod, PortMapping, Service } from '@flotilla/api';
+import { ownValue, type Container, type EnvVar, type Pod, type PortMapping, type Service } from '@flotilla/api';
 import { portEnvName } from './ports.ts';
 
 /** The value of a pod field named by fieldRef.fieldPath ('' when unset). */
 export function podField(pod: Pod, path: string): string | undefined {
   const m = /^metadata\.(labels|annotations)\['([^']+)'\]$/.exec(path);
-  if (m !== null) return (m[1] === 'labels' ? pod.metadata.labels : pod.metadata.annotations)?.[m[2]!] ?? '';
+  if (m !== null) return ownValue(m[1] === 'labels' ? pod.metadata.labels : pod.metadata.annotations, m[2]!) ?? '';
   switch (path) {
     case 'metadata.name':
       return pod.metadata.name ?? '';

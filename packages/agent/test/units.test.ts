@@ -87,6 +87,9 @@ test('environment: pod fields, assigned ports, Services, $(VAR) expansion', () =
   assert.equal(env['SECRET'], undefined, "the agent's own environment is not handed to pods");
   assert.equal(podField(p, 'metadata.annotations[\'missing\']'), '');
   assert.equal(podField(p, 'spec.bogus'), undefined);
+  // A prototype's member is not a label (issue 12): it once gave "function Object() { … }".
+  assert.equal(podField(p, "metadata.labels['constructor']"), '');
+  assert.equal(podField(p, "metadata.annotations['toString']"), '');
   assert.equal(expand('$(A)$(A)', { A: 'x' }), 'xx');
   assert.equal(portEnvName('web.http-2'), 'PORT_WEB_HTTP_2');
 });

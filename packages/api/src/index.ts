@@ -11,6 +11,7 @@ export {
   parseLabelSelector,
   fromLabelSelector,
   matches,
+  ownValue,
   formatSelector,
   parseFieldSelector,
   matchesFields,

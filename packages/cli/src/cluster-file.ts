@@ -153,11 +153,20 @@ export const MAX_CLUSTER_FILE_DEPTH = 64;
  * Parses YAML from a file an operator gave, or fails with one sentence. The yaml package
  * recurses as deep as the text nests (a RangeError past a few thousand levels, and V8 aborted
  * the process out of memory on 50,000 open brackets), so the nesting is measured first, without
- * recursion; its aliases are bounded (it throws a ReferenceError past them).
+ * recursion (as far as the yaml package's own parser goes without it); its aliases are bounded
+ * (it throws a ReferenceError past them).
  */
 function parseYaml(text: string, fail: (msg: string) => never): unknown {
   if (Buffer.byteLength(text) > MAX_CLUSTER_FILE_BYTES) fail(`is larger than ${MAX_CLUSTER_FILE_BYTES} bytes, the limit`);
-  const { depth, line } = yamlDepth(text, MAX_CLUSTER_FILE_DEPTH);
+  let measured: { depth: number; line: number };
+  try {
+    measured = yamlDepth(text, MAX_CLUSTER_FILE_DEPTH);
+  } catch (err) {
+    // The syntax tree's parser recurses too when it closes many levels at once.
+    if (err instanceof RangeError) fail(`nests too deeply to read (far more than ${MAX_CLUSTER_FILE_DEPTH} levels, the limit)`);
+    throw err;
+  }
+  const { depth, line } = measured;
   if (depth > MAX_CLUSTER_FILE_DEPTH) fail(`nests more than ${MAX_CLUSTER_FILE_DEPTH} levels deep at line ${line}; the limit is ${MAX_CLUSTER_FILE_DEPTH}`);
   try {
     return parse(text, { maxAliasCount: 100 });
@@ -175,7 +184,8 @@ function parseYaml(text: string, fail: (msg: string) => never): unknown {
  * How deeply YAML text nests, as collections holding collections, and the line where it first
  * passes `limit`. Measured on the yaml package's concrete syntax tree, which it builds with a
  * stack of its own (50,000 open brackets parse in under half a second), walked here without
- * recursion; only composing that tree into values recurses.
+ * recursion. That parser still recurses when one line closes thousands of levels at once: a
+ * RangeError then, for the caller to report.
  */
 export function yamlDepth(text: string, limit: number): { depth: number; line: number } {
   let depth = 0;

@@ -3,6 +3,7 @@
 import { isKvError } from '@flotilla/store';
 import { isWireError } from '@flotilla/wire';
 import { UsageError } from './args.ts';
+import { escapeTerminal } from './sanitize.ts';
 import { AGENT_USAGE, agent } from './commands/agent.ts';
 import { ClusterFileError } from './cluster-file.ts';
 import { KUBECONFIG_USAGE, kubeconfig } from './commands/kubeconfig.ts';
@@ -80,11 +81,12 @@ main(process.argv.slice(2)).then(
   (code) => process.exit(code),
   (err: unknown) => {
     if (err instanceof UsageError) {
-      process.stderr.write(`flotilla: ${err.message}\n\n${err.usage}\n`);
+      process.stderr.write(`flotilla: ${escapeTerminal(err.message)}\n\n${err.usage}\n`);
       process.exit(2);
     }
     const known = err instanceof ClusterFileError || isKvError(err) || isWireError(err) || (err instanceof Error && err.constructor === Error);
-    const message = err instanceof Error ? err.message : String(err);
+    // An error may quote what a master or the API answered: shown, never obeyed, by the terminal.
+    const message = escapeTerminal(err instanceof Error ? err.message : String(err));
     process.stderr.write(`flotilla: ${known ? message : `internal error: ${message} (set FLOTILLA_DEBUG=1 for details)`}\n`);
     if (process.env['FLOTILLA_DEBUG'] === '1' && err instanceof Error) process.stderr.write(`${err.stack}\n`);
     process.exit(1);

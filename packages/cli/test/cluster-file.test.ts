@@ -27,6 +27,8 @@ test('YAML nested far deeper than any cluster file is refused with the bound nam
   refused(`${GOOD}workers:\n${'- '.repeat(15_000)}x\n`, deep); // a RangeError escaped before
   refused(`masters:\n${Array.from({ length: 1000 }, (_, i) => `${' '.repeat(i + 1)}- `).join('\n')}`, deep);
   refused(`raft: ${'{a: '.repeat(20_000)}`, deep);
+  // Found by the fuzz campaign: closing 20,000 levels at once overflows the parser's own stack.
+  refused(`masters:\n${'- '.repeat(20_000)}x\nraft: 1\n`, /nests too deeply to read \(far more than 64 levels, the limit\)/);
   // V8 aborted the whole process ("RegExpCompiler Allocation failed") on this one.
   refused(`masters: ${'['.repeat(50_000)}`, deep);
 });

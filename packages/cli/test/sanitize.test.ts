@@ -91,3 +91,12 @@ test('escapeTerminal shows C0, DEL and C1 controls; escapeTerminalLines keeps ta
   assert.equal(escapeTerminalLines('a\tb\nc\u001b\rd'), 'a\tb\nc^[\\rd');
   assert.equal(escapeTerminal('plain text, ünïcödé ✓'), 'plain text, ünïcödé ✓');
 });
+
+test('an error message that quotes text (here the resource type asked for) is shown with its controls visible', async () => {
+  const failed = await promisify(execFile)(process.execPath, [BIN, 'get', `pods${EVIL}`, '--config', config]).then(
+    () => assert.fail('an unknown resource type should fail'),
+    (err: { stderr: string }) => err.stderr,
+  );
+  assert.match(failed, /doesn't have a resource type "pods\^\[\]0;owned/);
+  assert.doesNotMatch(failed, CONTROL, JSON.stringify(failed));
+});

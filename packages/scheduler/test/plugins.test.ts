@@ -86,6 +86,15 @@ describe('NodeAffinity', () => {
     for (const [req, want] of cases) assert.equal(matchesRequirement(req, labels), want, JSON.stringify(req));
   });
 
+  test('label keys such as constructor and toString exist only on nodes that have them (issue 12)', () => {
+    for (const key of ['constructor', 'toString', 'hasOwnProperty', '__proto__']) {
+      assert.equal(matchesRequirement({ key, operator: 'Exists' }, labels), false, `${key} Exists`);
+      assert.equal(matchesRequirement({ key, operator: 'DoesNotExist' }, labels), true, `${key} DoesNotExist`);
+      assert.equal(matchesRequirement({ key, operator: 'NotIn', values: ['x'] }, labels), true, `${key} NotIn`);
+    }
+    assert.equal(matchesRequirement({ key: 'constructor', operator: 'Exists' }, { constructor: 'yes' } as Record<string, string>), true);
+  });
+
   test('terms are ORed, expressions within a term ANDed, an empty term matches nothing', () => {
     assert.equal(nodeAffinity.filter(withTerms([{ key: 'zone', operator: 'In', values: ['b'] }], [{ key: 'disk', operator: 'Exists' }]), ni).code, 'Success');
     assert.equal(nodeAffinity.filter(withTerms([{ key: 'zone', operator: 'In', values: ['a'] }, { key: 'disk', operator: 'In', values: ['hdd'] }]), ni).code, 'UnschedulableAndUnresolvable');

@@ -4,6 +4,7 @@ import { KvError, isKvError } from './errors.ts';
 import type { RevisionEvents } from './kv/mvcc.ts';
 import { validateRange, validateSession, validateWatch, validateWrite } from './kv/validate.ts';
 import type { StoreNode } from './node.ts';
+import { MAX_PEER_FRAME_VALUES } from './transport.ts';
 
 // The client protocol, one msgpack frame per message (see client.ts for the other side):
 //   {t:'req', id, op:'write', request, session?, timeoutMs?}   → {t:'res', id, ok, result | error}
@@ -46,6 +47,7 @@ export class KvServer {
         authenticate: options.authenticate ?? secretAuthenticator(options.secret),
         path: '/kv',
         maxFrameBytes: MAX_FRAME_BYTES,
+        maxFrameValues: MAX_PEER_FRAME_VALUES,
         maxBufferedBytes: 32 * 1024 * 1024,
         heartbeatMs: 2000,
         logger: options.logger,

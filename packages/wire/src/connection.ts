@@ -11,6 +11,12 @@ export interface ConnectionOptions {
   readonly maxBufferedBytes: number;
   /** Ping interval; a peer silent for two intervals is disconnected. 0 turns heartbeats off. */
   readonly heartbeatMs: number;
+  /**
+   * Received frames that declare more values than this (map members and list items, with the
+   * maps and lists) are refused before they are decoded: decoding costs about a microsecond a
+   * value on the event loop every connection shares. Unbounded if unset.
+   */
+  readonly maxFrameValues?: number;
   readonly logger: Logger;
 }
 
@@ -131,10 +137,10 @@ export class WireConnection extends EventEmitter<Events> {
     }
     let frame: Frame;
     try {
-      frame = decodeFrame(data);
+      frame = decodeFrame(data, this.options.maxFrameValues);
     } catch (err) {
       if (!isWireError(err)) throw err;
-      this.reject(CLOSE.invalidData, err.message);
+      this.reject(err.code === 'frame-too-large' ? CLOSE.tooBig : CLOSE.invalidData, err.message);
       return;
     }
     try {

@@ -2,7 +2,7 @@
 // heartbeats, reconnects, frame size limits and backpressure.
 
 export { AUTH_HEADER, makeCredential, checkCredential, type CredentialCheck } from './auth.ts';
-export { encodeFrame, decodeFrame, type Frame } from './codec.ts';
+export { encodeFrame, decodeFrame, measureFrame, MAX_FRAME_DEPTH, type Frame } from './codec.ts';
 export { WireConnection, InFlightLimit, CLOSE, DEFAULT_CONNECTION_OPTIONS, type ConnectionOptions } from './connection.ts';
 export { Dialer, type DialOptions } from './dialer.ts';
 export { WireError, isWireError, WIRE_ERROR_CODES, type WireErrorCode } from './errors.ts';

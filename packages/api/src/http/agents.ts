@@ -29,7 +29,7 @@ import type { Authenticator, User } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import type { ObjectStore } from '../objects.ts';
 import type { ApiCall, ApiResult } from './server.ts';
-import { checkBody } from './body.ts';
+import { checkBody, MAX_BODY_VALUES } from './body.ts';
 import type { LogRequest, LogSink } from './logs.ts';
 import { runWatch } from './watch.ts';
 import type { Admission } from './admission.ts';
@@ -37,6 +37,10 @@ import type { Admission } from './admission.ts';
 export const AGENT_PATH = '/flotilla/v1/agent';
 /** The largest frame either side sends (an answer over it is refused, not sent). */
 const MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** An agent's frame holds at most one body (MAX_BODY_VALUES) and the frame around it. */
+const MAX_FRAME_VALUES = 2 * MAX_BODY_VALUES;
+/** A list whose items pass 3/4 of a frame is refused as they do, not after it was all encoded. */
+const LIST_BOUND = { bytes: (MAX_FRAME_BYTES / 4) * 3, why: `the answer is larger than this connection's ${MAX_FRAME_BYTES / 1024 / 1024} MiB frame limit (its items pass ${(MAX_FRAME_BYTES / 4) * 3 / 1024 / 1024} MiB); list with limit and continue, or narrow the request` };
 /** Requests one agent may have in progress before the master stops reading its frames. */
 const MAX_IN_FLIGHT = 256;
 /** Watches one agent may hold open. */
@@ -72,7 +76,7 @@ export class AgentEndpoint {
   ) {
     this.wire = WireServer.attach(
       http,
-      { path: AGENT_PATH, authenticate: (req) => this.authenticate(req), maxFrameBytes: MAX_FRAME_BYTES, maxBufferedBytes: 32 * 1024 * 1024, heartbeatMs: 1000, logger },
+      { path: AGENT_PATH, authenticate: (req) => this.authenticate(req), maxFrameBytes: MAX_FRAME_BYTES, maxFrameValues: MAX_FRAME_VALUES, maxBufferedBytes: 32 * 1024 * 1024, heartbeatMs: 1000, logger },
       (conn) => this.serve(conn),
     );
   }
@@ -306,6 +310,7 @@ function toCall(frame: Frame): ApiCall {
   const body = frame['body'];
   return {
     method,
+    maxAnswer: LIST_BOUND,
     path: path.replace(/\/+$/, '') || '/',
     query,
     accept: 'application/json',

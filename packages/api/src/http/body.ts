@@ -21,6 +21,7 @@ export async function readJson(req: IncomingMessage, optional = false): Promise<
   }
   const ct = req.headers['content-type'] ?? '';
   if (/protobuf/.test(ct)) throw new ApiError('UnsupportedMediaType', 'protobuf bodies are not supported; send JSON');
+  measureJsonText(text);
   let body: unknown;
   try {
     body = JSON.parse(text) as unknown;
@@ -39,19 +40,70 @@ export async function readJson(req: IncomingMessage, optional = false): Promise<
 export const MAX_JSON_DEPTH = 100;
 
 /**
- * Refuses a parsed body nested deeper than MAX_JSON_DEPTH (413) or holding a "__proto__" key
- * anywhere (400), walking it without recursion so that no depth overflows the stack here.
+ * The most values (object members and list items, counted with the objects and lists that
+ * hold them) a body may hold, and the most members one object may have. Parsing, copying and
+ * checking a body costs about a microsecond per value, several for members of a very large
+ * object (V8 keeps those in a hash table): the bounds keep each step of a request to a few
+ * tens of milliseconds of one event loop that every other client shares. The built-in kinds
+ * need hundreds; Kubernetes' own bound on annotations (256 KiB) allows about 10,000.
+ */
+export const MAX_BODY_VALUES = 100_000;
+export const MAX_OBJECT_MEMBERS = 10_000;
+
+/**
+ * Refuses (413, naming the bound) JSON text that nests deeper than MAX_JSON_DEPTH or holds more
+ * than MAX_BODY_VALUES values or an object of more than MAX_OBJECT_MEMBERS, before it is
+ * parsed: one pass over the text, skipping strings, counting brackets, commas and colons.
+ * Counts are exact for valid JSON; invalid JSON is left to the parser to refuse.
+ */
+export function measureJsonText(text: string): void {
+  const members: number[] = []; // per open container: members so far, -1 for a list
+  let values = 1;
+  const n = text.length;
+  for (let i = 0; i < n; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      // a string: to its closing quote, stepping over escapes
+      for (i++; i < n; i++) {
+        const d = text.charCodeAt(i);
+        if (d === 0x5c) i++;
+        else if (d === 0x22) break;
+      }
+    } else if (c === 0x7b || c === 0x5b) {
+      members.push(c === 0x7b ? 0 : -1);
+      if (members.length > MAX_JSON_DEPTH) throw new ApiError('RequestEntityTooLarge', `the request body nests more than ${MAX_JSON_DEPTH} levels deep; the limit is ${MAX_JSON_DEPTH}`);
+    } else if (c === 0x7d || c === 0x5d) {
+      members.pop();
+    } else if (c === 0x2c) {
+      if (++values > MAX_BODY_VALUES) throw new ApiError('RequestEntityTooLarge', `the request body holds more than ${MAX_BODY_VALUES} values; the limit is ${MAX_BODY_VALUES}`);
+    } else if (c === 0x3a) {
+      const top = members.length - 1;
+      if (top >= 0 && members[top]! >= 0 && ++members[top]! > MAX_OBJECT_MEMBERS) throw new ApiError('RequestEntityTooLarge', `an object in the request body has more than ${MAX_OBJECT_MEMBERS} members; the limit is ${MAX_OBJECT_MEMBERS}`);
+    }
+  }
+}
+
+/**
+ * Refuses a parsed body past MAX_JSON_DEPTH, MAX_BODY_VALUES or MAX_OBJECT_MEMBERS (413) or
+ * holding a "__proto__" key anywhere (400), walking it without recursion so that no depth
+ * overflows the stack here. Bodies that came as JSON text were measured before parsing
+ * (measureJsonText); agents' come decoded from a frame.
  */
 export function checkBody(v: unknown): void {
   const values: unknown[] = [v];
   const depths: number[] = [0];
+  let count = 1;
   while (values.length > 0) {
     const x = values.pop();
     const d = depths.pop()!;
     if (typeof x !== 'object' || x === null) continue;
     if (d + 1 > MAX_JSON_DEPTH) throw new ApiError('RequestEntityTooLarge', `the request body nests more than ${MAX_JSON_DEPTH} levels deep; the limit is ${MAX_JSON_DEPTH}`);
     if (!Array.isArray(x) && Object.hasOwn(x, '__proto__')) throw new ApiError('BadRequest', 'the request body has a "__proto__" field, which no Kubernetes object has');
-    for (const item of Array.isArray(x) ? x : Object.values(x)) {
+    const items = Array.isArray(x) ? x : Object.values(x);
+    if (!Array.isArray(x) && items.length > MAX_OBJECT_MEMBERS) throw new ApiError('RequestEntityTooLarge', `an object in the request body has more than ${MAX_OBJECT_MEMBERS} members; the limit is ${MAX_OBJECT_MEMBERS}`);
+    count += items.length;
+    if (count > MAX_BODY_VALUES) throw new ApiError('RequestEntityTooLarge', `the request body holds more than ${MAX_BODY_VALUES} values; the limit is ${MAX_BODY_VALUES}`);
+    for (const item of items) {
       values.push(item);
       depths.push(d + 1);
     }

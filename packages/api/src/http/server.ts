@@ -82,6 +82,11 @@ export interface ApiCall {
   readonly body: (optional: boolean) => Promise<unknown>;
   /** The transport writes unpaged lists out a chunk at a time (ApiResult.list) rather than as one body. */
   readonly streamLists?: boolean;
+  /**
+   * A transport that sends each answer whole, in a frame of bounded size, refuses lists whose
+   * items pass this many bytes (413, saying `why`) before reading the rest of them.
+   */
+  readonly maxAnswer?: { readonly bytes: number; readonly why: string };
 }
 
 export interface ApiResult {
@@ -313,7 +318,8 @@ export class ApiServer {
           const scan = this.objects.scan(r, namespace, options, (rev) => (revision = rev));
           return { code: 200, body: undefined, list: { r, asTable: /as=Table/.test(call.accept), scan, revision: () => revision } };
         }
-        return object(200, await this.objects.list(r, namespace, options));
+        const max = call.maxAnswer;
+        return object(200, await this.objects.list(r, namespace, options, max?.bytes, max === undefined ? undefined : () => max.why));
       }
       case 'get': {
         if (subresource === 'scale') return { code: 200, body: await this.handlers.getScale(r, namespace!, name!) };

@@ -2,6 +2,7 @@ import { KvClient, type StoreStatus } from '@flotilla/store';
 import { clientUrl, loadClusterFile, type ClusterFile } from '../cluster-file.ts';
 import { KubeClient } from '../kube-client.ts';
 import { UsageError, parse } from '../args.ts';
+import { escapeTerminal } from '../sanitize.ts';
 
 export const STATUS_USAGE = `usage: flotilla status --config FILE [-o json|table]
 
@@ -84,8 +85,8 @@ export async function status(args: readonly string[]): Promise<number> {
     printRows(rows);
     // What an alarm or a master that does not serve means, in its own words.
     for (const m of masters) {
-      for (const a of m.alarms) process.stdout.write(`${m.name}: ${a.type} since ${a.since}: ${a.message}\n`);
-      if (m.reachable && !m.serving && m.alarms.length === 0 && m.notServing !== undefined) process.stdout.write(`${m.name}: not serving: ${m.notServing}\n`);
+      for (const a of m.alarms) process.stdout.write(`${escapeTerminal(`${m.name}: ${a.type} since ${a.since}: ${a.message}`)}\n`);
+      if (m.reachable && !m.serving && m.alarms.length === 0 && m.notServing !== undefined) process.stdout.write(`${escapeTerminal(`${m.name}: not serving: ${m.notServing}`)}\n`);
     }
     if (nodes !== undefined && nodes.length > 0) {
       process.stdout.write('\n');
@@ -98,7 +99,9 @@ export async function status(args: readonly string[]): Promise<number> {
   return leaders.size === 1 ? 0 : 1;
 }
 
-function printRows(rows: string[][]): void {
+/** Rows as aligned columns; what masters and nodes said is shown with its control characters visible. */
+function printRows(raw: string[][]): void {
+  const rows = raw.map((r) => r.map(escapeTerminal));
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   for (const r of rows) process.stdout.write(`${r.map((c, i) => c.padEnd(widths[i]!)).join('  ').trimEnd()}\n`);
 }

@@ -1,7 +1,7 @@
 // NodeAffinity: spec.nodeSelector (every label must match) and the required node affinity
 // (nodeSelectorTerms are ORed, the expressions of one term ANDed; a term without expressions
 // matches nothing), with Kubernetes' operators In, NotIn, Exists, DoesNotExist, Gt, Lt.
-import type { NodeSelectorRequirement, NodeSelectorTerm } from '@flotilla/api';
+import { ownValue, type NodeSelectorRequirement, type NodeSelectorTerm } from '@flotilla/api';
 import { SUCCESS, unresolvable } from '../framework/status.ts';
 import type { FilterPlugin } from '../framework/types.ts';
 
@@ -13,7 +13,8 @@ type Labels = Readonly<Record<string, string>>;
 const INTEGER = /^[+-]?\d+$/;
 
 export function matchesRequirement(r: NodeSelectorRequirement, labels: Labels): boolean {
-  const value = labels[r.key];
+  // Own labels only: "constructor" or "toString" is on every object's prototype, not a label.
+  const value = ownValue(labels, r.key);
   switch (r.operator) {
     case 'In':
       return value !== undefined && (r.values ?? []).includes(value);
@@ -42,7 +43,7 @@ export function matchesTerm(term: NodeSelectorTerm, labels: Labels): boolean {
 
 export function matchesNodeSelectorAndAffinity(spec: { nodeSelector?: Record<string, string>; affinity?: { nodeAffinity?: { requiredDuringSchedulingIgnoredDuringExecution?: { nodeSelectorTerms: NodeSelectorTerm[] } } } }, labels: Labels): boolean {
   if (spec.nodeSelector !== undefined) {
-    for (const k in spec.nodeSelector) if (labels[k] !== spec.nodeSelector[k]) return false;
+    for (const [k, v] of Object.entries(spec.nodeSelector)) if (ownValue(labels, k) !== v) return false;
   }
   const required = spec.affinity?.nodeAffinity?.requiredDuringSchedulingIgnoredDuringExecution;
   return required === undefined || required.nodeSelectorTerms.some((t) => matchesTerm(t, labels));
