@@ -71,7 +71,18 @@ try {
   const ca = cluster.caCert();
   for (const n of cluster.names) agents.set(n, new Agent({ keepAlive: true, maxSockets: 256, ca }));
 
-  const call = (master: string, method: string, path: string, body?: string): Promise<Result> =>
+  // A request sent on a kept-alive socket the server closed meanwhile fails with ECONNRESET
+  // before the server read it: sent again once on a new socket, as Node's documentation advises
+  // (the server keeps idle connections 120 s, so this is for the race, not the rule).
+  const call = async (master: string, method: string, path: string, body?: string): Promise<Result> => {
+    try {
+      return await callOnce(master, method, path, body);
+    } catch (err) {
+      if ((err as { reused?: boolean }).reused !== true) throw err;
+      return callOnce(master, method, path, body);
+    }
+  };
+  const callOnce = (master: string, method: string, path: string, body?: string): Promise<Result> =>
     new Promise((resolve, reject) => {
       const req = request(
         `${cluster.apiUrl(master)}${path}`,
@@ -87,7 +98,7 @@ try {
           res.on('error', reject);
         },
       );
-      req.on('error', reject);
+      req.on('error', (err: NodeJS.ErrnoException) => reject(Object.assign(err, { reused: req.reusedSocket && err.code === 'ECONNRESET' })));
       if (body !== undefined) req.write(body);
       req.end();
     });

@@ -404,7 +404,12 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
           const err = String(m.line['err'] ?? '');
           L.finding('unhandled-rejection', suspects[0]?.family ?? 'unknown', normalize(err.split('\n')[0]), { master: m.name, err: err.split('\n').slice(0, 8).join('\n'), ...(suspects[0] === undefined ? {} : { origin: suspects[0].origin, request: suspects[0].desc }), suspects: L.describeSuspects(suspects.slice(1)) });
         } else if (/failed unexpectedly|frame handler failed/.test(m.msg)) {
+          // A request that met an error nobody expected: answered 500 (or its watch ended with
+          // one), and a bug all the same.
           L.counters.internal_errors_logged++;
+          const suspects = L.suspects(m.name, m.at - 2000, m.at, 4);
+          const err = String(m.line['err'] ?? '');
+          L.finding('internal-error', suspects[0]?.family ?? 'unknown', normalize(err.split('\n')[0]), { master: m.name, msg: m.msg, err: err.split('\n').slice(0, 8).join('\n'), ...(suspects[0] === undefined ? {} : { origin: suspects[0].origin, request: suspects[0].desc }), suspects: L.describeSuspects(suspects.slice(1)) });
         }
       }
       if (logCursor > 20_000) {
@@ -715,6 +720,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
     if (c.ssrf_hits > 0) failed.push('ssrf_hits');
     if (c.store_mismatches > 0) failed.push('store_mismatches');
     if (c.clusterfile_failures > 0) failed.push('clusterfile_failures');
+    if (c.internal_errors_logged > 0) failed.push('internal_errors_logged');
     if ((options.livezFailMs ?? 0) > 0 && c.max_livez_ms > options.livezFailMs!) failed.push('max_livez_ms');
     const statuses: Record<string, number> = {};
     for (const [k, v] of [...L.statuses].sort((a, b) => b[1] - a[1]).slice(0, 40)) statuses[k] = v;

@@ -1,4 +1,4 @@
-// The fuzz campaign of issue 12 ("No request, frame or file can take a master down"), short:
+// The fuzz campaign of issue 12 ("No request, frame or file can take a master down"), short (in npm test):
 // about 60 s of fuzzing against three real masters, half with a fixed seed and half with a
 // random one (printed, with the command that repeats it). The long version: npm run fuzz --
 // --seconds N --seed S. See test/fuzz/campaign.ts for what is generated and checked.
@@ -21,6 +21,7 @@ test('fuzz: no request, frame or file takes a master down (issue 12)', { timeout
   assert.ok(s.max_stall_ms <= 100, `a master's event loop stalled for ${s.max_stall_ms} ms of its own work (${seeds}; see the stall findings)`);
   assert.equal(s.unhandled_rejections, 0, `a master logged an unhandled rejection (${seeds})`);
   assert.equal(s.unanswered, 0, `${s.unanswered} requests got no answer (${seeds}; see the unanswered findings)`);
+  assert.equal(s['internal_errors_logged'], 0, `a master logged ${s['internal_errors_logged']} unexpected errors (${seeds}; see the internal-error findings)`);
   assert.equal(s.server_errors, 0, `${s.server_errors} answers were 5xx other than 503 (${seeds}; see the server-error findings)`);
   assert.equal(s.canary_errors, 0, `the canary saw ${s.canary_errors} errors (${seeds})`);
   assert.ok((s['canary_writes'] as number) > 0, 'the canary wrote nothing');

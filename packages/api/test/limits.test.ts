@@ -245,6 +245,29 @@ describe('bounds on one master', () => {
     assert.equal(answered, 1);
   });
 
+  test('defect 7: a kept-alive connection idle for 6 s is still open for the next request (the server closed it at 5 s)', async () => {
+    const { Agent } = await import('node:http');
+    const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+    const once = (): Promise<{ status: number; reused: boolean }> =>
+      new Promise((resolve, reject) => {
+        const req = request(new URL('/api/v1/namespaces/default', urlA), { agent, headers: { authorization: `Bearer ${ADMIN}` } }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    try {
+      assert.deepEqual(await once(), { status: 200, reused: false });
+      await new Promise((r) => setTimeout(r, 6000));
+      // Before: the server had closed the socket at 5 s; a client that sent on it just then got
+      // ECONNRESET, and this one had to open a new connection.
+      assert.deepEqual(await once(), { status: 200, reused: true });
+    } finally {
+      agent.destroy();
+    }
+  });
+
   test('withTimeout answers 504 Timeout naming the bound', async () => {
     const t = await ApiServer.start({ node: api.node, host: '127.0.0.1', port: 0, authenticator: new Authenticator([]), logger: silentLogger, requestTimeoutMs: 30 });
     try {

@@ -139,11 +139,13 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
       done();
       resolve(Buffer.concat(chunks));
     };
+    // The client went away (or broke the framing) mid-body: nobody is left to answer, and it
+    // is not this master's error.
     const onError = (err: Error): void => {
       done();
-      reject(err);
+      reject(new ApiError('BadRequest', `the request body was not received whole (${err.message})`));
     };
-    const onClose = (): void => onError(new Error('the client closed the connection before the body ended'));
+    const onClose = (): void => onError(new Error('the client closed the connection'));
     req.on('data', onData);
     req.on('end', onEnd);
     req.on('error', onError);

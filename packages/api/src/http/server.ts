@@ -138,6 +138,12 @@ export class ApiServer {
     };
     const http = options.tls === undefined ? createHttpServer(onRequest) : createHttpsServer({ cert: options.tls.cert, key: options.tls.key }, onRequest);
     http.headersTimeout = 20_000;
+    // An idle kept-alive connection is the client's to close: Node's 5 s default closed them
+    // while clients (client-go keeps idle connections 90 s, Node agents until their own timeout)
+    // sent the next request on them, which then failed with ECONNRESET or "socket hang up"
+    // (bench:api, two runs in three on a busy machine). Longer than any client's idle timeout,
+    // so the client closes first; maxConnections bounds how many wait.
+    http.keepAliveTimeout = 120_000;
     // The time to receive a whole request (headers and body), not to answer it: a watch's
     // response runs for long, but its request is received at once. A client that trickles a
     // body is cut off here.
