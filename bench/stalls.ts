@@ -10,6 +10,8 @@
 // the answer's status and time, and the longest "event loop stalled" any master logged while
 // it ran (busyMs: CPU the master itself spent; stallMs: how late its timer was). 0 means no
 // stall over the 100 ms the watchdog reports. Then one {summary: "median"} line per family.
+// The snapshot family writes 70 MB (50 Events of 1.4 MB), past the 64 MiB after which every
+// master snapshots its state, and waits 3 s.
 import { request } from 'node:http';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -68,6 +70,12 @@ try {
     'annotations-10k': () => http(base, 'PUT', '/api/v1/namespaces/s/services/keep', JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'keep', annotations: tenThousand }, spec: { ports: [{ port: 80 }] } })),
     'values-99k': () => http(base, 'POST', '/apis/coordination.k8s.io/v1/namespaces/s/leases', JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { generateName: 'l-' }, spec: {}, fuzz: Array.from({ length: 99_000 }, () => 1) })),
     'big-list-agent-paged': async () => ({ status: (await a.request('GET', '/api/v1/namespaces/big/events', { query: { limit: '500' } })).code }),
+    // 50 Events of 1.4 MB: past 64 MiB written, every master takes a snapshot at about once.
+    snapshot: async () => {
+      for (let i = 0; i < 50; i++) await http(base, 'POST', '/api/v1/namespaces/big/events', JSON.stringify({ apiVersion: 'v1', kind: 'Event', metadata: { generateName: 'snap-' }, involvedObject: { kind: 'Pod', name: 'p', namespace: 'big' }, reason: 'Big', message: note, type: 'Normal' }));
+      await new Promise((r) => setTimeout(r, 3000));
+      return { status: 201 };
+    },
     'body-1.4mb': () => http(base, 'POST', '/apis/coordination.k8s.io/v1/namespaces/s/leases', JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { generateName: 'l-' }, spec: {}, fuzz: 'a'.repeat(1_400_000) })),
     'put-120k-keys': () => http(base, 'PUT', '/api/v1/namespaces/s/services/keep', JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'keep', annotations: manyKeys }, spec: { ports: [{ port: 80 }] } })),
     'json-patch-copy-bomb': () => http(base, 'PATCH', '/api/v1/namespaces/s/services/keep', copyBomb, 'application/json-patch+json'),

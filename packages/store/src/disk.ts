@@ -8,6 +8,7 @@ import type { Entry, HardState, Snapshot } from '@flotilla/raft';
 import { describeHolder, isDirLockedError, lockDir, type DirLock } from '@flotilla/wire';
 import { KvError, isKvError } from './errors.ts';
 import { seal, unseal } from './integrity.ts';
+import { packPieces, sealPieces } from './pieces.ts';
 
 const packr = new Packr({ useRecords: false, moreTypes: false });
 
@@ -225,7 +226,12 @@ export class DiskLog {
 
   /** Stores a snapshot the host took (for log compaction), synced. */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
-    await this.db.put(SNAPSHOT, encode(snapshot), { sync: true });
+    await this.saveSnapshotRecord(encode(snapshot));
+  }
+
+  /** The same, already encoded by encodeSnapshotRecord. */
+  async saveSnapshotRecord(record: Uint8Array): Promise<void> {
+    await this.db.put(SNAPSHOT, record, { sync: true });
     this.entryBytes = 0;
   }
 
@@ -341,6 +347,11 @@ function readMark(fd: number): Mark | undefined {
     }
   }
   return best;
+}
+
+/** How saveSnapshot stores a snapshot, built a few milliseconds of work at a time (pieces.ts). */
+export async function encodeSnapshotRecord(snapshot: Snapshot): Promise<Uint8Array> {
+  return sealPieces(RECORD, await packPieces(packr, snapshot));
 }
 
 function encode(value: unknown): Uint8Array {

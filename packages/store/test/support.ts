@@ -45,7 +45,22 @@ export class TestCluster {
   }
 
   /** Starts (or restarts) one master; `join` starts it empty, to be added by the cluster. */
-  async startMember(id: string, extra: Partial<StoreOptions> = {}): Promise<StoreNode> {
+  startMember(id: string, extra: Partial<StoreOptions> = {}): Promise<StoreNode> {
+    // Remembered until it settles: a test that fails while others are still starting (say,
+    // Promise.all over three starts, one refused) must not stop the cluster before they end,
+    // or they finish afterwards and keep the test process alive.
+    const started = this.open(id, extra);
+    const pending = started.catch(() => undefined);
+    this.starting.set(id, pending);
+    void pending.then(() => {
+      if (this.starting.get(id) === pending) this.starting.delete(id);
+    });
+    return started;
+  }
+
+  private readonly starting = new Map<string, Promise<unknown>>();
+
+  private async open(id: string, extra: Partial<StoreOptions>): Promise<StoreNode> {
     const m = this.members.get(id)!;
     const founders = [...this.members.keys()].filter((x) => this.overrides.founders?.includes(x) ?? true);
     m.node = await StoreNode.open({
@@ -68,6 +83,7 @@ export class TestCluster {
 
   /** Stops one master (as a crash would, minus the torn write: the process is gone). */
   async stopMember(id: string): Promise<void> {
+    await this.starting.get(id);
     const m = this.members.get(id)!;
     await m.server?.close();
     await m.node?.close();
