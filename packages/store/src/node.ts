@@ -17,7 +17,7 @@ import {
 } from '@flotilla/raft';
 import type { Frame, Logger } from '@flotilla/wire';
 import { decodeMember, decodePayload, decodeSnapshot, encodeClusterId, encodeCommand, encodeMember, encodeSnapshotAsync, payloadIntact, type MemberContext } from './codec.ts';
-import { DiskLog, damagedError, encodeSnapshotRecord, isDiskFull, type LoadedState } from './disk.ts';
+import { DiskLog, damagedError, isDiskFull, type LoadedState } from './disk.ts';
 import { KvError, isKvError } from './errors.ts';
 import { AppliedHashes, HashCheck } from './hash-check.ts';
 import { Announcement, Incarnations, newIdentity, readIdentity, type Identity, type Refusal } from './identity.ts';
@@ -137,11 +137,10 @@ interface Events {
 }
 
 /** What a Raft snapshot's data holds: the key-value store, the members' addresses, the cluster id. */
-/** A snapshot of the state at `point`, encoded (`data`) and as the disk stores it (`record`). */
+/** A snapshot of the state at `point`, encoded. */
 interface SnapshotJob {
   readonly point: SnapshotMetadata;
   readonly data: Uint8Array;
-  readonly record: Uint8Array;
   /** installSnapshot() calls before it was taken. */
   readonly installs: number;
 }
@@ -1051,8 +1050,7 @@ export class StoreNode extends EventEmitter<Events> {
     void (async () => {
       try {
         const data = await encodeSnapshotAsync(state);
-        const record = await encodeSnapshotRecord({ metadata: point, data });
-        this.snapshotReady = { point, data, record, installs };
+        this.snapshotReady = { point, data, installs };
       } catch (err) {
         this.fail(err as Error);
       } finally {
@@ -1064,7 +1062,7 @@ export class StoreNode extends EventEmitter<Events> {
 
   private async saveSnapshot(job: SnapshotJob): Promise<void> {
     try {
-      await this.disk.saveSnapshotRecord(job.record);
+      await this.disk.saveSnapshot({ metadata: job.point, data: job.data });
       this.snapshotUnsaved = undefined;
       const upTo = Math.max(0, job.point.index - (this.options.keepEntries ?? 5_000));
       this.storage.compact(Math.max(upTo, this.storage.firstIndex() - 1));
