@@ -1,0 +1,81 @@
+// The watchdog the fuzz campaign and operators read: a loop held by this process's own work is
+// reported as a stall with busyMs near its length; a loop that was blocked without working (the
+// machine did not run it) is reported with a small busyMs; an unhandled rejection is logged,
+// not fatal.
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { test } from 'node:test';
+import type { Logger } from '@flotilla/wire';
+import { startWatchdog } from '../src/watchdog.ts';
+
+function recorder(): { logger: Logger; lines: { msg: string; fields: Record<string, unknown> }[] } {
+  const lines: { msg: string; fields: Record<string, unknown> }[] = [];
+  const logger: Logger = {
+    info: (fields, msg) => void lines.push({ msg, fields }),
+    warn: (fields, msg) => void lines.push({ msg, fields }),
+    error: (fields, msg) => void lines.push({ msg, fields }),
+    child: () => logger,
+  };
+  return { logger, lines };
+}
+
+const until = async (check: () => boolean): Promise<void> => {
+  const deadline = Date.now() + 5000;
+  while (!check() && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+};
+
+test('300 ms of CPU work on the event loop is reported as a stall of about that much busy time', async () => {
+  const { logger, lines } = recorder();
+  const dog = startWatchdog(logger);
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    // 300 ms of this process's CPU, however long the machine takes to give it.
+    const from = process.cpuUsage();
+    let x = 0;
+    for (;;) {
+      for (let i = 0; i < 100_000; i++) x += Math.sqrt(x + i);
+      const used = process.cpuUsage(from);
+      if ((used.user + used.system) / 1000 >= 300) break;
+    }
+    await until(() => lines.some((l) => l.msg === 'event loop stalled'));
+    const stall = lines.filter((l) => l.msg === 'event loop stalled').sort((a, b) => Number(b.fields['stallMs']) - Number(a.fields['stallMs']))[0];
+    assert.ok(stall !== undefined, 'a stall was reported');
+    assert.ok(Number(stall.fields['stallMs']) >= 250, JSON.stringify(stall.fields));
+    assert.ok(Number(stall.fields['busyMs']) >= 250, `busy while it worked: ${JSON.stringify(stall.fields)}`);
+    assert.ok(dog.maxBusyMs >= 250);
+  } finally {
+    dog.stop();
+  }
+});
+
+test('a loop blocked 300 ms without working is a stall whose busyMs stays small', async () => {
+  const { logger, lines } = recorder();
+  const dog = startWatchdog(logger);
+  try {
+    await new Promise((r) => setTimeout(r, 50));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); // blocked, using no CPU
+    await until(() => lines.some((l) => l.msg === 'event loop stalled'));
+    const stall = lines.filter((l) => l.msg === 'event loop stalled').sort((a, b) => Number(b.fields['stallMs']) - Number(a.fields['stallMs']))[0];
+    assert.ok(stall !== undefined, 'a stall was reported');
+    assert.ok(Number(stall.fields['stallMs']) >= 250, JSON.stringify(stall.fields));
+    assert.ok(Number(stall.fields['busyMs']) < 100, `not busy while blocked: ${JSON.stringify(stall.fields)}`);
+  } finally {
+    dog.stop();
+  }
+});
+
+test('an unhandled rejection is logged as a bug, and the process goes on', () => {
+  // In a process of its own: the test runner fails any test during which a rejection goes unhandled.
+  const script = `
+    import { startWatchdog } from ${JSON.stringify(new URL('../src/watchdog.ts', import.meta.url).href)};
+    const lines = [];
+    const log = (fields, msg) => lines.push({ msg, fields });
+    startWatchdog({ info: log, warn: log, error: log, child() { return this; } });
+    void Promise.reject(new Error('nobody caught this'));
+    setTimeout(() => { console.log(JSON.stringify(lines)); }, 200);
+  `;
+  const out = execFileSync(process.execPath, ['--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  const lines = JSON.parse(out) as { msg: string; fields: { err?: string } }[];
+  const line = lines.find((l) => l.msg === 'unhandled rejection (a bug)');
+  assert.match(String(line?.fields.err), /nobody caught this/, out);
+});
