@@ -28,10 +28,20 @@ function tryListen(port: number, host: string): Promise<boolean> {
   });
 }
 
+/**
+ * Ports this process handed out: a port is released before its caller binds it, so without
+ * this two calls in a row (a cluster's peer and client ports) could draw the same one.
+ */
+const given = new Set<number>();
+
 export async function freePort(host = '127.0.0.1'): Promise<number> {
   for (let attempt = 0; attempt < 200; attempt++) {
     const port = LOW + Math.floor(Math.random() * (HIGH - LOW + 1));
-    if (await tryListen(port, host)) return port;
+    if (given.has(port)) continue;
+    if (await tryListen(port, host)) {
+      given.add(port);
+      return port;
+    }
   }
   // Everything tried was taken: let the OS choose, as before.
   return new Promise((resolve, reject) => {

@@ -1,5 +1,6 @@
-// Request bodies: read with a size limit, parsed as JSON, and refused when they carry a
-// "__proto__" key (which no Kubernetes object has, and which merging could turn into a
+// Request bodies: read with a size limit, measured before they are parsed as JSON (depth,
+// values, members of one object: the work a body costs the event loop), and refused when they
+// carry a "__proto__" key (which no Kubernetes object has, and which merging could turn into a
 // prototype change).
 import type { IncomingMessage } from 'node:http';
 import { ApiError } from '../errors.ts';
