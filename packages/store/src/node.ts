@@ -136,7 +136,6 @@ interface Events {
   alarms: [readonly Alarm[]];
 }
 
-/** What a Raft snapshot's data holds: the key-value store, the members' addresses, the cluster id. */
 /** A snapshot of the state at `point`, encoded. */
 interface SnapshotJob {
   readonly point: SnapshotMetadata;
@@ -145,6 +144,7 @@ interface SnapshotJob {
   readonly installs: number;
 }
 
+/** What a Raft snapshot's data holds: the key-value store, the members' addresses, the cluster id. */
 interface StateSnapshot {
   readonly kv: MvccSnapshot;
   readonly members: readonly [NodeId, MemberContext][];
@@ -1033,8 +1033,11 @@ export class StoreNode extends EventEmitter<Events> {
     }
     if (this.diskFull !== undefined || Date.now() < this.snapshotRetryAt) return;
     // A snapshot taken earlier whose disk write failed is saved again rather than taken twice.
-    if (this.snapshotUnsaved !== undefined) {
-      await this.saveSnapshot(this.snapshotUnsaved);
+    // (Unless the leader sent a newer one meanwhile, which it must not overwrite on disk.)
+    const unsaved = this.snapshotUnsaved;
+    if (unsaved !== undefined) {
+      if (unsaved.installs !== this.installs) this.snapshotUnsaved = undefined;
+      else await this.saveSnapshot(unsaved);
       return;
     }
     if (this.snapshotEncoding) return;
