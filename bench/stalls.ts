@@ -9,7 +9,8 @@
 // Each request prints {bench: "stalls", family, run, status, ms, max_busy_ms, max_stall_ms}:
 // the answer's status and time, and the longest "event loop stalled" any master logged while
 // it ran (busyMs: CPU the master itself spent; stallMs: how late its timer was). 0 means no
-// stall over the 100 ms the watchdog reports. Then one {summary: "median"} line per family.
+// stall over the 100 ms the watchdog reports; leader_changes: "leader changed" lines logged
+// meanwhile (a leader whose loop was held lost its term). Then one {summary: "median"} line per family.
 // The snapshot family writes 70 MB (50 Events of 1.4 MB), past the 64 MiB after which every
 // master snapshots its state, and waits 3 s.
 import { request } from 'node:http';
@@ -91,10 +92,11 @@ try {
       const ms = performance.now() - t0;
       await new Promise((r) => setTimeout(r, 300)); // the watchdog reports a stall once its timer runs
       const stalls = cluster.messages.slice(from).filter((m) => m.msg === 'event loop stalled');
+      const leaderChanges = cluster.messages.slice(from).filter((m) => m.msg === 'leader changed').length;
       const busy = Math.max(0, ...stalls.map((s) => Number(s.line['busyMs'])));
       const stall = Math.max(0, ...stalls.map((s) => Number(s.line['stallMs'])));
       results.push({ ms, busy, stall });
-      line({ bench: 'stalls', family, run, status, ms: Math.round(ms), max_busy_ms: busy, max_stall_ms: stall, stalled: stalls.map((s) => `${s.name}:${String(s.line['busyMs'])}`) });
+      line({ bench: 'stalls', family, run, status, ms: Math.round(ms), max_busy_ms: busy, max_stall_ms: stall, leader_changes: leaderChanges, stalled: stalls.map((s) => `${s.name}:${String(s.line['busyMs'])}`) });
     }
     const median = (xs: number[]) => xs.sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
     line({ bench: 'stalls', family, summary: 'median', runs, ms: Math.round(median(results.map((r) => r.ms))), max_busy_ms: median(results.map((r) => r.busy)), max_stall_ms: median(results.map((r) => r.stall)) });

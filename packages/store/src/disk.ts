@@ -234,16 +234,31 @@ export class DiskLog {
   }
 
   /**
-   * Stores a snapshot the host took (for log compaction), synced: its pieces first, each a
-   * write of its own (the event loop runs between them), then the record that points at them,
-   * synced (which makes the pieces durable too: level's log is written in order); then the
-   * pieces of the one before go.
+   * Stores a snapshot the host took (for log compaction), synced: writeSnapshotPieces, then
+   * commitSnapshot.
    */
   async saveSnapshot(snapshot: Snapshot): Promise<void> {
-    const { metadata, data } = snapshot;
-    const pieces = Math.ceil(data.byteLength / SNAPSHOT_PIECE);
-    for (let n = 0; n < pieces; n++) await this.db.put(pieceKey(metadata.index, n), seal(RECORD, data.subarray(n * SNAPSHOT_PIECE, (n + 1) * SNAPSHOT_PIECE)));
-    await this.db.put(SNAPSHOT, encode({ metadata, pieces, bytes: data.byteLength }), { sync: true });
+    await this.writeSnapshotPieces(snapshot.metadata.index, snapshot.data);
+    await this.commitSnapshot(snapshot.metadata, snapshot.data.byteLength);
+  }
+
+  /**
+   * Writes a snapshot's data as pieces, each a write of its own (the event loop runs between
+   * them), under keys nothing else reads until commitSnapshot points at them: so this may run
+   * while the log is written, in the background.
+   */
+  async writeSnapshotPieces(index: number, data: Uint8Array): Promise<void> {
+    for (let n = 0; n * SNAPSHOT_PIECE < data.byteLength; n++) await this.db.put(pieceKey(index, n), seal(RECORD, data.subarray(n * SNAPSHOT_PIECE, (n + 1) * SNAPSHOT_PIECE)));
+  }
+
+  /**
+   * Makes the snapshot whose pieces were written the stored one: the record that points at
+   * them, synced (which makes the pieces durable too: level's log is written in order, and
+   * each piece's write had completed); then the pieces of the one before go.
+   */
+  async commitSnapshot(metadata: Snapshot['metadata'], bytes: number): Promise<void> {
+    const pieces = Math.ceil(bytes / SNAPSHOT_PIECE);
+    await this.db.put(SNAPSHOT, encode({ metadata, pieces, bytes }), { sync: true });
     this.entryBytes = 0;
     await this.db.clear({ gte: 'd', lt: pieceKey(metadata.index, 0) }).catch(() => undefined);
   }

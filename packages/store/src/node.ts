@@ -1053,6 +1053,20 @@ export class StoreNode extends EventEmitter<Events> {
     void (async () => {
       try {
         const data = await encodeSnapshotAsync(state);
+        // Written here too, not in the loop: 1 s of writes for 70 MB during which a leader that
+        // waited on them would send no heartbeats. Only the record pointing at them (short) is
+        // written by the loop, in saveSnapshot.
+        try {
+          await this.disk.writeSnapshotPieces(point.index, data);
+        } catch (err) {
+          // A full disk (which the loop's own writes will meet and raise), or the database
+          // reopened or closed meanwhile: not needed for safety, the log still holds everything.
+          if (!this.closed) {
+            this.snapshotRetryAt = Date.now() + 10_000;
+            this.options.logger.warn({ err: (err as Error).message }, 'could not write a snapshot; trying again later');
+          }
+          return;
+        }
         this.snapshotReady = { point, data, installs };
       } catch (err) {
         this.fail(err as Error);
@@ -1065,7 +1079,7 @@ export class StoreNode extends EventEmitter<Events> {
 
   private async saveSnapshot(job: SnapshotJob): Promise<void> {
     try {
-      await this.disk.saveSnapshot({ metadata: job.point, data: job.data });
+      await this.disk.commitSnapshot(job.point, job.data.byteLength);
       this.snapshotUnsaved = undefined;
       const upTo = Math.max(0, job.point.index - (this.options.keepEntries ?? 5_000));
       this.storage.compact(Math.max(upTo, this.storage.firstIndex() - 1));
