@@ -2,7 +2,6 @@
 // get, apply (create, then update), get -o yaml, scale, delete -f. Reported as skipped when
 // kubectl is not on the PATH.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -11,33 +10,9 @@ import { test } from 'node:test';
 import { CoreV1Api } from '@kubernetes/client-node';
 import { parse } from 'yaml';
 import { ADMIN_TOKEN, ProcessCluster } from './support/masters.ts';
-import { kubeConfig } from './support/kube.ts';
+import { KUBECTL, kubeConfig, run, type Run } from './support/kube.ts';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/flotilla.mjs', import.meta.url));
-
-function kubectlPath(): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const KUBECTL = kubectlPath();
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout: 60_000, env }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
-    });
-  });
-}
 
 const deployment = (replicas: number, image: string): string => `apiVersion: apps/v1
 kind: Deployment

@@ -5,47 +5,16 @@
 // measured by the leader's applied index — must stay near idle (it was 227–372 commits a
 // second, from ~150 Deployment status rewrites a second). Skipped when kubectl is missing.
 import assert from 'node:assert/strict';
-import { execFile, execFileSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { test } from 'node:test';
+import { KUBECTL, run, type Run } from './support/kube.ts';
 import { ProcessCluster } from './support/masters.ts';
+import { until } from './support/until.ts';
 
 const BIN = fileURLToPath(new URL('../packages/cli/bin/flotilla.mjs', import.meta.url));
-
-function kubectlPath(): string | undefined {
-  try {
-    return execFileSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).trim() || undefined;
-  } catch {
-    return undefined;
-  }
-}
-
-const KUBECTL = kubectlPath();
-
-interface Run {
-  readonly code: number;
-  readonly stdout: string;
-  readonly stderr: string;
-}
-
-function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeout = 60_000): Promise<Run> {
-  return new Promise((resolve) => {
-    execFile(file, args, { timeout, env }, (err, stdout, stderr) => {
-      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
-    });
-  });
-}
-
-async function until(what: string, check: () => Promise<boolean>, timeoutMs = 30_000): Promise<void> {
-  const deadline = Date.now() + timeoutMs;
-  while (!(await check())) {
-    if (Date.now() > deadline) throw new Error(`timed out waiting until ${what}`);
-    await new Promise((r) => setTimeout(r, 200));
-  }
-}
 
 /** Raft commits per second over `ms`, from the leader's applied index. */
 async function commitRate(cluster: ProcessCluster, ms: number): Promise<number> {

@@ -1,6 +1,7 @@
 // Talking to a test cluster's API: a client-node KubeConfig for a master and a token, and a
 // raw HTTPS request helper for what the typed client cannot express (no token, bad JSON,
 // huge bodies, Table output).
+import { execFile, execFileSync } from 'node:child_process';
 import { request } from 'node:https';
 import { ApiException, KubeConfig } from '@kubernetes/client-node';
 import type { ProcessCluster } from './masters.ts';
@@ -95,4 +96,28 @@ export function deployment(name: string, replicas: number): any {
       template: { metadata: { labels: { app: name } }, spec: { containers: [{ name: 'web', image: 'busybox', command: ['httpd', '-f'], ports: [{ containerPort: 8080 }] }] } },
     },
   };
+}
+
+/** kubectl's path, or undefined when it is not installed (the tests that need it say so and skip). */
+export const KUBECTL: string | undefined = (() => {
+  try {
+    return execFileSync('sh', ['-c', 'command -v kubectl'], { encoding: 'utf8' }).trim() || undefined;
+  } catch {
+    return undefined;
+  }
+})();
+
+export interface Run {
+  readonly code: number;
+  readonly stdout: string;
+  readonly stderr: string;
+}
+
+/** Runs a command to its end (at most `timeout` ms) and says how it went; never rejects. */
+export function run(file: string, args: readonly string[], env: NodeJS.ProcessEnv = process.env, timeout = 60_000): Promise<Run> {
+  return new Promise((resolve) => {
+    execFile(file, args, { timeout, env }, (err, stdout, stderr) => {
+      resolve({ code: err === null ? 0 : typeof err.code === 'number' ? err.code : 1, stdout, stderr });
+    });
+  });
 }

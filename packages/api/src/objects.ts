@@ -47,6 +47,12 @@ export function decodeObject(kv: KeyValue, revision = kv.modRevision): KubeObjec
   return obj;
 }
 
+/** The most bytes of items a list may hold, and the sentence that refuses one that holds more. */
+export interface ListBound {
+  readonly bytes: number;
+  readonly why: string;
+}
+
 export interface ListOptions {
   readonly labels: Selector;
   readonly fields: readonly FieldRequirement[];
@@ -123,12 +129,12 @@ export class ObjectStore {
   }
 
   /**
-   * A whole list (or page). With `maxBytes`, one whose items pass that many bytes is refused
-   * (413, saying `tooLarge`) as soon as they do, before the rest is read.
+   * A whole list (or page). With `bound`, one whose items pass `bound.bytes` is refused (413,
+   * saying `bound.why`) as soon as they do, before the rest is read.
    */
-  async list(r: ResourceInfo, namespace: string | undefined, o: ListOptions, maxBytes?: number, tooLarge?: (bytes: number) => string): Promise<KubeList> {
+  async list(r: ResourceInfo, namespace: string | undefined, o: ListOptions, bound?: ListBound): Promise<KubeList> {
     const items: KubeObject[] = [];
-    const scan = this.scan(r, namespace, o, undefined, maxBytes, tooLarge);
+    const scan = this.scan(r, namespace, o, undefined, bound);
     for (;;) {
       const step = await scan.next();
       if (step.done === true) return { apiVersion: apiVersionOf(r), kind: `${r.kind}List`, metadata: step.value, items };
@@ -142,7 +148,7 @@ export class ObjectStore {
    * a caller that writes each chunk out before asking for the next holds one chunk, not the
    * list. `onRevision` hears the revision as soon as the first read fixed it.
    */
-  async *scan(r: ResourceInfo, namespace: string | undefined, o: ListOptions, onRevision?: (revision: number) => void, maxBytes = Number.POSITIVE_INFINITY, tooLarge: (bytes: number) => string = (n) => `the list holds more than ${n} bytes`): AsyncGenerator<KubeObject[], KubeList['metadata'], void> {
+  async *scan(r: ResourceInfo, namespace: string | undefined, o: ListOptions, onRevision?: (revision: number) => void, bound?: ListBound): AsyncGenerator<KubeObject[], KubeList['metadata'], void> {
     try {
       const prefix = storeKey(r, namespace);
       let at: number | undefined;
@@ -195,7 +201,7 @@ export class ObjectStore {
             items.push(obj);
             count++;
             bytes += kv.value.byteLength;
-            if (bytes > maxBytes) throw new ApiError('RequestEntityTooLarge', tooLarge(maxBytes));
+            if (bound !== undefined && bytes > bound.bytes) throw new ApiError('RequestEntityTooLarge', bound.why);
           }
         }
         if (items.length > 0) yield items;

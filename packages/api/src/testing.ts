@@ -1,7 +1,8 @@
 // For unit tests of the leader-only loops: the real API (registry, validation, watch) on a
 // real single-master store in a temporary directory, reached through a LocalClient. Nothing
-// listens but the store's peer port on 127.0.0.1 (picked by the OS).
+// listens but the store's peer port on 127.0.0.1 (from freePort).
 import { mkdtempSync, rmSync } from 'node:fs';
+import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { StoreNode } from '@flotilla/store';
@@ -59,4 +60,20 @@ export async function startTestApi(options: { logger?: Logger; fenced?: boolean;
       rmSync(dir, { recursive: true, force: true });
     },
   };
+}
+
+/**
+ * Sends `head` as the raw start of an HTTP request to 127.0.0.1:`port` (what a client library
+ * would refuse or rewrite: an absolute-form target, a "//" path, a broken chunk size) and
+ * resolves with everything the server wrote before it closed the connection.
+ */
+export function rawHttp(port: number, head: string): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const socket = connect(port, '127.0.0.1', () => socket.write(head));
+    let text = '';
+    socket.setEncoding('utf8');
+    socket.on('data', (c: string) => (text += c));
+    socket.on('end', () => resolve(text));
+    socket.on('error', reject);
+  });
 }

@@ -5,10 +5,9 @@
 // it passed, and nothing changes.
 import assert from 'node:assert/strict';
 import { request } from 'node:http';
-import { connect } from 'node:net';
 import { after, before, test } from 'node:test';
 import { ApiServer, Authenticator, jsonPatch, matches, mergePatch, PatchError, strategicMergePatch, type Pod } from '@flotilla/api';
-import { startTestApi, type TestApi } from '@flotilla/api/testing';
+import { rawHttp, startTestApi, type TestApi } from '@flotilla/api/testing';
 import { silentLogger } from '@flotilla/wire';
 
 const TOKEN = 'hostile-input-admin-token';
@@ -240,7 +239,7 @@ test('a malformed %-escape anywhere in a resource path is 400 BadRequest, not 50
 test('request targets starting "//" are paths on this master: 404 or 400, never 500', async () => {
   const port = server.address().port;
   for (const target of ['//[bad/api/v1/pods', '//evil:99999/api', '//a b/x', '//%zz/api/v1/namespaces']) {
-    const answer = await rawRequest(port, `GET ${target.replace(' ', '%20')} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\nconnection: close\r\n\r\n`);
+    const answer = await rawHttp(port, `GET ${target.replace(' ', '%20')} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\nconnection: close\r\n\r\n`);
     const status = Number(/^HTTP\/1\.1 (\d+)/.exec(answer)?.[1]);
     assert.ok(status === 404 || status === 400, `${target}: ${answer.slice(0, 200)}`);
   }
@@ -315,7 +314,7 @@ test('a client that breaks off its body (a chunk size past 2^64) is not an inter
   const own = await ApiServer.start({ node: api.node, host: '127.0.0.1', port: 0, authenticator: new Authenticator([{ name: 'admin', token: TOKEN, role: 'admin' }]), logger });
   try {
     // Found by the fuzz campaign: logged "request failed unexpectedly: Error: aborted".
-    await rawRequest(own.address().port, `POST ${PODS} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\nconnection: close\r\n\r\nFFFFFFFFFFFFFFFFF\r\n{}\r\n`);
+    await rawHttp(own.address().port, `POST ${PODS} HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${TOKEN}\r\ntransfer-encoding: chunked\r\ncontent-type: application/json\r\nconnection: close\r\n\r\nFFFFFFFFFFFFFFFFF\r\n{}\r\n`);
     await new Promise((r) => setTimeout(r, 100));
     assert.deepEqual(errors, []);
   } finally {
@@ -323,16 +322,6 @@ test('a client that breaks off its body (a chunk size past 2^64) is not an inter
   }
 });
 
-function rawRequest(port: number, head: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(head));
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (c: string) => (text += c));
-    socket.on('end', () => resolve(text));
-    socket.on('error', reject);
-  });
-}
 
 // --- status written by nodes ---------------------------------------------------------------------
 

@@ -6,7 +6,7 @@ import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { AgentClient, ApiServer, Authenticator, hashToken, type KubeObject } from '@flotilla/api';
-import { startTestApi, type TestApi } from '@flotilla/api/testing';
+import { rawHttp, startTestApi, type TestApi } from '@flotilla/api/testing';
 import { silentLogger } from '@flotilla/wire';
 
 const ADMIN = 'admin-token-0123456789';
@@ -33,17 +33,6 @@ function get(base: string, path: string, token = ADMIN): Promise<Answer> {
   });
 }
 
-/** Sends `head` as the raw start of a request (an absolute-form target, say) and reads the answer. */
-function raw(port: number, head: string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const socket = connect(port, '127.0.0.1', () => socket.write(head));
-    let text = '';
-    socket.setEncoding('utf8');
-    socket.on('data', (c: string) => (text += c));
-    socket.on('end', () => resolve(text));
-    socket.on('error', reject);
-  });
-}
 
 async function until(what: string, check: () => boolean, timeoutMs = 5000): Promise<void> {
   const deadline = Date.now() + timeoutMs;
@@ -172,7 +161,7 @@ describe('bounds on one master', () => {
     const trapPort = (trap.address() as { port: number }).port;
     await api.client.create('pods', { apiVersion: 'v1', kind: 'Pod', metadata: { name: 'far', namespace: 'default' }, spec: { nodeName: 'w9', containers: [{ name: 'c', image: 'process', command: ['sleep', '1'] }] } } as KubeObject);
     try {
-      const answer = await raw(a.address().port, `GET http://127.0.0.1:${trapPort}/api/v1/namespaces/default/pods/far/log HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${VIEWER}\r\nConnection: close\r\n\r\n`);
+      const answer = await rawHttp(a.address().port, `GET http://127.0.0.1:${trapPort}/api/v1/namespaces/default/pods/far/log HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${VIEWER}\r\nConnection: close\r\n\r\n`);
       assert.equal(hits, 0, 'the trap was reached through the master');
       assert.doesNotMatch(answer, /secret from elsewhere/);
       assert.match(answer, /^HTTP\/1\.1 503/, 'no master has the agent of w9');

@@ -7,7 +7,7 @@ import type { Logger } from '@flotilla/wire';
 import { authorize, authorizeCreate, authorizePod, hashToken, newToken, type Authenticator, type User, type Verb } from '../auth.ts';
 import { ApiError } from '../errors.ts';
 import { checkDns1123Subdomain } from '../labels.ts';
-import { ObjectStore } from '../objects.ts';
+import { ObjectStore, type ListBound } from '../objects.ts';
 import { apiVersionOf, type ResourceInfo } from '../resources.ts';
 import type { KubeList, KubeObject, Status, Table } from '../types/meta.ts';
 import { apiGroup, apiGroupList, apiResourceList, apiVersions, VERSION_INFO } from './discovery.ts';
@@ -86,7 +86,7 @@ export interface ApiCall {
    * A transport that sends each answer whole, in a frame of bounded size, refuses lists whose
    * items pass this many bytes (413, saying `why`) before reading the rest of them.
    */
-  readonly maxAnswer?: { readonly bytes: number; readonly why: string };
+  readonly maxAnswer?: ListBound;
 }
 
 export interface ApiResult {
@@ -324,8 +324,7 @@ export class ApiServer {
           const scan = this.objects.scan(r, namespace, options, (rev) => (revision = rev));
           return { code: 200, body: undefined, list: { r, asTable: /as=Table/.test(call.accept), scan, revision: () => revision } };
         }
-        const max = call.maxAnswer;
-        return object(200, await this.objects.list(r, namespace, options, max?.bytes, max === undefined ? undefined : () => max.why));
+        return object(200, await this.objects.list(r, namespace, options, call.maxAnswer));
       }
       case 'get': {
         if (subresource === 'scale') return { code: 200, body: await this.handlers.getScale(r, namespace!, name!) };
