@@ -45,8 +45,12 @@ export class Workload {
 
   async stop(): Promise<void> {
     this.running = false;
-    await Promise.all(this.loops);
-    for (const c of this.clients) c.close();
+    try {
+      // A loop that failed fails this (its error is the test's), but the clients close anyway.
+      await Promise.all(this.loops);
+    } finally {
+      for (const c of this.clients) c.close();
+    }
   }
 
   /** One more linearizable read of every register, recorded like the others. */
