@@ -76,15 +76,37 @@ export interface MemberContext {
   readonly clientUrl?: string;
 }
 
+/**
+ * What a removal carries: the member id of the incarnation removed, when the leader knew it. A
+ * master that replays the removal later (one added since, catching up from an empty log)
+ * retires that id, not the id of whoever has the name by then.
+ */
+export interface RemovalContext {
+  readonly memberId: string;
+}
+
 export function encodeMember(m: MemberContext): Uint8Array {
   return packr.pack(m);
 }
 
+export function encodeRemoval(r: RemovalContext): Uint8Array {
+  return packr.pack(r);
+}
+
 export function decodeMember(data: Uint8Array | undefined): MemberContext | undefined {
+  return unpackContext<MemberContext>(data, 'peerUrl');
+}
+
+export function decodeRemoval(data: Uint8Array | undefined): RemovalContext | undefined {
+  return unpackContext<RemovalContext>(data, 'memberId');
+}
+
+/** A change's context as an object whose `key` is a string; undefined for anything else. */
+function unpackContext<T>(data: Uint8Array | undefined, key: keyof T & string): T | undefined {
   if (data === undefined) return undefined;
   try {
-    const v = packr.unpack(data) as MemberContext;
-    return typeof v?.peerUrl === 'string' ? v : undefined;
+    const v = packr.unpack(data) as Record<string, unknown> | null;
+    return typeof v?.[key] === 'string' ? (v as T) : undefined;
   } catch {
     return undefined;
   }

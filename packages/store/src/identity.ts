@@ -147,13 +147,22 @@ export class Incarnations {
   }
 
   /**
-   * A member was removed at log index `at`: the incarnation met before then may never come back
-   * (a new one may). An incarnation met after `at` is not the removed one: that is how a removal
-   * replayed at start (its retirement may not have reached the disk before a crash) leaves a
-   * member added back since alone.
+   * A member was removed at log index `at`. When the removal names the incarnation it removed
+   * (`memberId`), that one may never come back, whenever it was met. Removals without one
+   * (written before they named it, or by a leader that never met the member) fall back to
+   * when it was met: the incarnation met before `at` is retired, one met after is not the
+   * removed one (so a removal replayed at start leaves a member added back since alone; but a
+   * master that met everyone at index 0, catching up from empty, cannot tell).
    */
-  async retire(name: NodeId, at: number): Promise<void> {
+  async retire(name: NodeId, at: number, memberId?: string): Promise<void> {
     const known = this.peers.get(name);
+    if (memberId !== undefined) {
+      if (this.retired.has(memberId) && known?.memberId !== memberId) return;
+      this.retired.add(memberId);
+      if (known?.memberId === memberId) this.peers.delete(name);
+      await this.save(this.toRecord());
+      return;
+    }
     if (known === undefined || (known.seenAt ?? 0) >= at) return;
     this.peers.delete(name);
     this.retired.add(known.memberId);

@@ -16,7 +16,7 @@ import {
   type SnapshotMetadata,
 } from '@flotilla/raft';
 import type { Frame, Logger } from '@flotilla/wire';
-import { decodeMember, decodePayload, decodeSnapshot, encodeClusterId, encodeCommand, encodeMember, encodeSnapshotAsync, payloadIntact, type MemberContext } from './codec.ts';
+import { decodeMember, decodePayload, decodeRemoval, decodeSnapshot, encodeClusterId, encodeCommand, encodeMember, encodeRemoval, encodeSnapshotAsync, payloadIntact, type MemberContext } from './codec.ts';
 import { DiskLog, damagedError, isDiskFull, type LoadedState } from './disk.ts';
 import { KvError, isKvError } from './errors.ts';
 import { AppliedHashes, HashCheck } from './hash-check.ts';
@@ -580,7 +580,10 @@ export class StoreNode extends EventEmitter<Events> {
   }
 
   removeMember(id: NodeId, timeoutMs = 10_000): Promise<void> {
-    return this.changeUntil({ type: 'removeNode', nodeId: id }, timeoutMs, ['conf-change-pending']);
+    // The removal names the incarnation it removes (see RemovalContext).
+    const memberId = id === this.id ? this.identity.current.memberId : this.incarnations.memberIdOf(id);
+    const context = memberId === undefined ? {} : { context: encodeRemoval({ memberId }) };
+    return this.changeUntil({ type: 'removeNode', nodeId: id, ...context }, timeoutMs, ['conf-change-pending']);
   }
 
   /** Proposes a change, retrying refusals in `retryable` (the previous change still applying, say) until the deadline. */
@@ -930,11 +933,12 @@ export class StoreNode extends EventEmitter<Events> {
 
   private applyConfChange(change: ConfChange, index: number): void {
     const member = decodeMember(change.context);
+    const removed = change.type === 'removeNode' ? decodeRemoval(change.context)?.memberId : undefined;
     if (change.type === 'removeNode') {
       this.members.delete(change.nodeId);
       this.hashCheck.forget(change.nodeId);
       // Its incarnation may never come back (a new, empty one may: see Incarnations.retire).
-      this.incarnations.retire(change.nodeId, index).catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record a removed member'));
+      this.incarnations.retire(change.nodeId, index, removed).catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record a removed member'));
     } else if (member !== undefined) this.members.set(change.nodeId, member);
     this.updatePeers();
     const waiter = this.confWaiters.get(`${change.type}:${change.nodeId}`);
@@ -945,7 +949,9 @@ export class StoreNode extends EventEmitter<Events> {
     }
     this.options.logger.info({ change: change.type, member: change.nodeId }, 'membership changed');
     if (change.type === 'removeNode' && change.nodeId === this.id) {
-      this.options.logger.warn({}, 'this master was removed from the cluster; stop it once the others have a leader');
+      // Replaying the log from empty, a master added back meets its own earlier removal.
+      if (removed !== undefined && removed !== this.identity.current.memberId) this.options.logger.info({ memberId: removed }, 'applied the removal of an earlier incarnation of this master');
+      else this.options.logger.warn({}, 'this master was removed from the cluster; stop it once the others have a leader');
     }
   }
 

@@ -114,6 +114,43 @@ test('a master that meets several peers at once remembers every one of them on d
   }
 });
 
+test('a master re-added after another was: replaying the first removal, it keeps talking to the member added back since', async (t) => {
+  // Found by the chaos test: B is wiped and re-added, then C. C starts empty and replays the
+  // log, which still holds B's removal. It had met B's new incarnation before applying
+  // anything, so it took that removal for the new B's and refused B for good (in the chaos
+  // test, B led, and C never caught up).
+  const c = await TestCluster.start(ids);
+  t.after(() => c.stop());
+  const client = c.client();
+  await client.put('k', enc('v'));
+  const A = (await c.leader()).id;
+  const [B, C] = ids.filter((x) => x !== A) as [string, string];
+  await reAdd(c, B);
+  await client.put('k', enc('w'));
+  // The new B leads, so it is the first peer the new C meets.
+  await c.converged(10_000);
+  c.node(A).transferLeadership(B);
+  await eventually(() => c.node(B).status().role === 'leader', `${B} leads`);
+  await c.stopMember(C);
+  await c.node(B).removeMember(C);
+  rmSync(c.members.get(C)!.dataDir, { recursive: true, force: true });
+  const said: string[] = [];
+  const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, warn: (_f: object, msg: string) => void said.push(msg) };
+  const starting = c.startMember(C, { join: true, logger: logger as never });
+  await c.node(B).addLearner(C, { peerUrl: c.peerUrl(C) });
+  await starting;
+  await c.node(B).promote(C);
+  await c.converged(10_000);
+  // B restarts, so it says hello to C again; then A stops, so nothing commits unless B and C
+  // talk.
+  await c.stopMember(B);
+  await c.startMember(B);
+  await c.stopMember(A);
+  await client.put('k', enc('x'));
+  for (const id of [B, C]) assert.equal(new TextDecoder().decode((await c.node(id).range({ key: 'k' })).kvs[0]!.value), 'x', id);
+  assert.deepEqual(said.filter((m) => /refused a peer|was removed/.test(m)), [], `${C} refused no one, and did not think itself removed`);
+});
+
 test('a wiped master listed among masters that were never started still gets back in (the quorum counts the configuration)', async (t) => {
   // The file lists five; only three found the cluster. Counting five, a new directory would
   // need three welcomes from the two peers that run.
