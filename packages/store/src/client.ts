@@ -310,6 +310,8 @@ export class KvClient {
     if (this.closed) throw new KvError('closed', 'the client is closed');
     const deadline = Date.now() + timeoutMs;
     let last: KvError | undefined;
+    /** The last refusal that says why (not a redirect or a timeout), for the final error. */
+    let reason: KvError | undefined;
     const tried = new Set<Endpoint>();
     while (Date.now() < deadline) {
       const ep = await this.pickEndpoint(tried);
@@ -319,12 +321,22 @@ export class KvClient {
         continue;
       }
       tried.add(ep);
+      let sent = request;
+      if (admin) {
+        // The leader retries a change it cannot make yet (a learner still catching up) for as
+        // long as it is told: less than this client still waits, so that its reason comes
+        // back rather than "did not answer", and no change is made after this client gave up.
+        const serverMs = Math.round(deadline - Date.now() - Math.min(1000, timeoutMs / 5));
+        if (serverMs < 1) break;
+        sent = { ...request, timeoutMs: serverMs };
+      }
       try {
-        const frame = await this.attempt(ep, request, Math.min(admin ? timeoutMs : this.attemptTimeoutMs, Math.max(1, deadline - Date.now())));
+        const frame = await this.attempt(ep, sent, Math.min(admin ? timeoutMs : this.attemptTimeoutMs, Math.max(1, deadline - Date.now())));
         return frame['result'];
       } catch (err) {
         if (!isKvError(err)) throw err;
         last = err;
+        if (err.code !== 'not-leader' && err.code !== 'timeout') reason = err;
         // A master that cannot serve now (shutting down, checking its state, its disk full,
         // CORRUPT) did nothing with the request: another may serve it.
         if (err.code === 'not-leader' || err.code === 'unavailable' || err.code === 'timeout' || err.code === 'corrupt') {
@@ -335,7 +347,7 @@ export class KvClient {
       }
     }
     if (last !== undefined && last.code !== 'timeout' && last.code !== 'unavailable') throw last;
-    throw new KvError('timeout', `no master answered within ${timeoutMs} ms (last: ${last?.message ?? 'no master could be reached'})`);
+    throw new KvError('timeout', `no master answered within ${timeoutMs} ms (last: ${(reason ?? last)?.message ?? 'no master could be reached'})`);
   }
 
   private attempt(ep: Endpoint, request: Frame, timeoutMs: number): Promise<Frame> {

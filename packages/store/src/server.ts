@@ -10,7 +10,7 @@ import { MAX_PEER_FRAME_VALUES } from './transport.ts';
 //   {t:'req', id, op:'write', request, session?, timeoutMs?}   → {t:'res', id, ok, result | error}
 //   {t:'req', id, op:'range', request, serializable?}
 //   {t:'req', id, op:'status'}
-//   {t:'req', id, op:'member', action:'addLearner'|'promote'|'remove', name, peerUrl?}
+//   {t:'req', id, op:'member', action:'addLearner'|'promote'|'remove', name, peerUrl?, timeoutMs?}
 //   {t:'req', id, op:'transfer', to}
 //   {t:'watch', id, request}  → {t:'watchStarted', id, from}, {t:'events', id, revision, events}…,
 //                               {t:'watchEnd', id, error?}
@@ -137,13 +137,13 @@ export class KvServer {
         switch (frame['action']) {
           case 'addLearner':
             if (typeof frame['peerUrl'] !== 'string' || !/^wss?:\/\//.test(frame['peerUrl'])) throw new KvError('invalid-request', 'peerUrl must be a ws:// or wss:// address');
-            await this.node.addLearner(name, { peerUrl: frame['peerUrl'] });
+            await this.node.addLearner(name, { peerUrl: frame['peerUrl'] }, timeoutOf(frame));
             return {};
           case 'promote':
-            await this.node.promote(name);
+            await this.node.promote(name, timeoutOf(frame));
             return {};
           case 'remove':
-            await this.node.removeMember(name);
+            await this.node.removeMember(name, timeoutOf(frame));
             return {};
           default:
             throw new KvError('invalid-request', 'action must be addLearner, promote or remove');

@@ -176,3 +176,21 @@ test('masters are added and removed while the cluster serves writes; a new one c
   assert.ok(joiner.status().firstIndex > 1, 'the joiner started from a snapshot');
   assert.deepEqual([...(await c.leader()).status().voters].sort(), ['m1', 'm2', 'm3', 'm4'].filter((id) => id !== victim));
 });
+
+test('promoting a learner that cannot catch up fails with the leader\'s reason, within the time the client gave', async () => {
+  const c = await cluster();
+  const client = c.client({ timeoutMs: 10_000 });
+  await client.put('/p', enc('1'));
+  await c.define('m4');
+  // m4 is added as a learner but never started: it cannot catch up.
+  await client.admin({ op: 'member', action: 'addLearner', name: 'm4', peerUrl: c.peerUrl('m4') });
+  const started = Date.now();
+  await assert.rejects(client.admin({ op: 'member', action: 'promote', name: 'm4' }, 3000), (e: unknown) => {
+    assert.ok(e instanceof KvError);
+    assert.match(e.message, /learner m4 has entries up to \d+ of \d+ committed/);
+    return true;
+  });
+  const took = Date.now() - started;
+  assert.ok(took < 6000, `gave up after ${took} ms, not after the server's own 30 s`);
+  await client.admin({ op: 'member', action: 'remove', name: 'm4' });
+});
