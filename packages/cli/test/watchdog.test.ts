@@ -5,6 +5,7 @@
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import { test } from 'node:test';
+import { Worker } from 'node:worker_threads';
 import type { Logger } from '@flotilla/wire';
 import { startWatchdog } from '../src/watchdog.ts';
 
@@ -61,6 +62,28 @@ test('a loop blocked 300 ms without working is a stall whose busyMs stays small'
     assert.ok(Number(stall.fields['busyMs']) < 100, `not busy while blocked: ${JSON.stringify(stall.fields)}`);
   } finally {
     dog.stop();
+  }
+});
+
+test('a loop that waits while another thread works is not busy (Linux: the main thread\'s own time)', { skip: process.platform !== 'linux' && 'the main thread\'s CPU time is read from /proc' }, async () => {
+  // Found by the fuzz campaign: busyMs was the whole process's CPU time, so a master whose
+  // loop waited while the garbage collector's helper threads or level's compactions worked
+  // was reported as held by its own work.
+  const { logger, lines } = recorder();
+  const dog = startWatchdog(logger);
+  const worker = new Worker('const { parentPort } = require("node:worker_threads"); parentPort.postMessage("spinning"); const t = Date.now(); while (Date.now() - t < 600) {}', { eval: true });
+  try {
+    await new Promise((r) => worker.once('message', r));
+    await new Promise((r) => setTimeout(r, 50));
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 300); // blocked, while the worker spins
+    await until(() => lines.some((l) => l.msg === 'event loop stalled'));
+    const stall = lines.filter((l) => l.msg === 'event loop stalled').sort((a, b) => Number(b.fields['stallMs']) - Number(a.fields['stallMs']))[0];
+    assert.ok(stall !== undefined, 'a stall was reported');
+    assert.ok(Number(stall.fields['stallMs']) >= 250, JSON.stringify(stall.fields));
+    assert.ok(Number(stall.fields['busyMs']) < 100, `not busy while the other thread worked: ${JSON.stringify(stall.fields)}`);
+  } finally {
+    dog.stop();
+    await worker.terminate();
   }
 });
 
