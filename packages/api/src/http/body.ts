@@ -3,6 +3,7 @@
 // carry a "__proto__" key (which no Kubernetes object has, and which merging could turn into a
 // prototype change).
 import type { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
 import { ApiError } from '../errors.ts';
 
 /** Request bodies larger than this are refused with 413 (Kubernetes' default is 3 MiB). */
@@ -152,4 +153,38 @@ function readBody(req: IncomingMessage): Promise<Buffer> {
     req.on('error', onError);
     req.on('close', onClose);
   });
+}
+
+/** How long, at most, a connection answered before its body was read stays open to drop the rest. */
+export const LINGER_MS = 5000;
+
+/**
+ * For a request that may be answered before its body is read whole (refused, or too large):
+ * if the connection then closes, it closes in stages (RFC 9112 9.6). Node destroys the socket
+ * once the answer is written, and the body still arriving makes the kernel reset the
+ * connection, which also drops the answer from a client that has not read it yet (a busy one:
+ * the fuzz campaign's "unanswered" findings, EPIPE and nothing else). Here this side is closed
+ * first, Node's parser goes on reading (and dropping) the rest of the body, and the socket is
+ * destroyed once the body has all come, the client has closed, or LINGER_MS has passed.
+ * Nothing more is served on the connection meanwhile (Node serves nothing after a response
+ * that closes it).
+ */
+export function closeInStages(req: IncomingMessage): void {
+  const socket = req.socket as Socket & { destroySoon: () => void };
+  socket.destroySoon = function lingeringDestroySoon(this: Socket): void {
+    if (req.complete || this.destroyed) {
+      Socket.prototype.destroySoon.call(this);
+      return;
+    }
+    this.end();
+    const stop = (): void => {
+      clearTimeout(timer);
+      this.destroy();
+    };
+    const timer = setTimeout(stop, LINGER_MS);
+    timer.unref();
+    req.once('end', stop);
+    this.once('end', stop);
+    this.once('close', () => clearTimeout(timer));
+  };
 }

@@ -17,7 +17,7 @@ import { openApiV3Index, openApiV3Document } from './openapi.ts';
 import { roomIn, serveWatch } from './watch.ts';
 import { Admission, DEFAULT_ADMISSION, type AdmissionLimits } from './admission.ts';
 import { AgentEndpoint } from './agents.ts';
-import { MAX_BODY_BYTES, readJson } from './body.ts';
+import { MAX_BODY_BYTES, closeInStages, readJson } from './body.ts';
 import { logRequestOf, serveLog } from './logs.ts';
 import type { Pod } from '../types/core.ts';
 
@@ -189,6 +189,7 @@ export class ApiServer {
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    closeInStages(req);
     this.open.add(res);
     res.on('close', () => this.open.delete(res));
     try {
