@@ -388,6 +388,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
         if (m.msg === 'event loop stalled') {
           const stallMs = Number(m.line['stallMs'] ?? 0);
           const busyMs = Number(m.line['busyMs'] ?? 0);
+          const gcMs = Number(m.line['gcMs'] ?? 0);
           if (m.at - (startedAt.get(m.name) ?? 0) < START_GRACE_MS) continue;
           L.counters.stall_reports++;
           L.counters.max_wall_stall_ms = Math.max(L.counters.max_wall_stall_ms, stallMs);
@@ -396,7 +397,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
             const end = typeof m.line['time'] === 'number' ? (m.line['time'] as number) : m.at;
             const suspects = L.suspects(m.name, end - stallMs - 300, end, 4, payloadHint, end - stallMs);
             const culprit = suspects[0];
-            L.finding('stall', culprit?.family ?? 'unknown', culprit?.family ?? '', { master: m.name, stallMs, busyMs, log: `{"msg":"event loop stalled","stallMs":${stallMs},"busyMs":${busyMs}}`, ...(culprit === undefined ? {} : { origin: culprit.origin, request: culprit.desc }), suspects: L.describeSuspects(suspects.slice(1)) });
+            L.finding('stall', culprit?.family ?? 'unknown', culprit?.family ?? '', { master: m.name, stallMs, busyMs, gcMs, log: `{"msg":"event loop stalled","stallMs":${stallMs},"busyMs":${busyMs},"gcMs":${gcMs}}`, ...(culprit === undefined ? {} : { origin: culprit.origin, request: culprit.desc }), suspects: L.describeSuspects(suspects.slice(1)) });
           }
         } else if (m.msg === 'unhandled rejection (a bug)') {
           L.counters.unhandled_rejections++;

@@ -4,14 +4,17 @@
 // answered (Node's default would exit the process and take a master down with it).
 //
 // Log lines (JSON, stderr), read by operators and by the fuzz campaign:
-//   {"msg": "event loop stalled", "stallMs": N, "busyMs": M}   stallMs: how late a timer ran;
+//   {"msg": "event loop stalled", "stallMs": N, "busyMs": M, "gcMs": G}   stallMs: how late a timer ran;
 //       busyMs: at most stallMs, the CPU time the event loop's thread used meanwhile — a loop
 //       held by our own work is busy the whole time, one the machine did not schedule is not,
 //       and neither is one that waited while other threads worked (the garbage collector's
 //       helpers, level's compactions and fsyncs in libuv's pool). On Linux that is the main
 //       thread's own time, from /proc (10 ms steps); elsewhere the whole process's.
+//       gcMs: how much of the stall the garbage collector's pauses took (its main-thread
+//       part), so a stall of a big heap's collection is told from one of our own code.
 //   {"msg": "unhandled rejection (a bug)", "err": stack}
 import { readFileSync } from 'node:fs';
+import { PerformanceObserver } from 'node:perf_hooks';
 import type { Logger } from '@flotilla/wire';
 
 /** Timers this much late are reported. */
@@ -52,17 +55,36 @@ export function startWatchdog(logger: Logger, reportMs = STALL_REPORT_MS): Watch
   let last = performance.now();
   let cpu = cpuMs();
   const state = { maxStallMs: 0, maxBusyMs: 0, unhandled: 0 };
+  // The collector's recent pauses (performance clock). Their entries arrive a little after
+  // the pause, so a stall is reported one tick after it is seen.
+  const pauses: { from: number; to: number }[] = [];
+  const gc = new PerformanceObserver((list) => {
+    for (const e of list.getEntries()) pauses.push({ from: e.startTime, to: e.startTime + e.duration });
+    if (pauses.length > 256) pauses.splice(0, pauses.length - 256);
+  });
+  gc.observe({ entryTypes: ['gc'] });
+  let seen: { from: number; to: number; stallMs: number; busyMs: number } | undefined;
+  const report = (): void => {
+    if (seen === undefined) return;
+    const { from, to, stallMs, busyMs } = seen;
+    seen = undefined;
+    let gcMs = 0;
+    for (const p of pauses) gcMs += Math.max(0, Math.min(to, p.to) - Math.max(from, p.from));
+    logger.warn({ stallMs: Math.round(stallMs), busyMs: Math.round(busyMs), gcMs: Math.round(Math.min(gcMs, stallMs)) }, 'event loop stalled');
+  };
   const timer = setInterval(() => {
+    report();
     const now = performance.now();
     const cpuNow = cpuMs();
     const used = cpuNow - cpu;
     cpu = cpuNow;
     const stallMs = Math.max(0, now - last - TICK_MS);
+    const from = last;
     last = now;
     const busyMs = Math.min(stallMs, used);
     if (stallMs > state.maxStallMs) state.maxStallMs = stallMs;
     if (busyMs > state.maxBusyMs) state.maxBusyMs = busyMs;
-    if (stallMs > reportMs) logger.warn({ stallMs: Math.round(stallMs), busyMs: Math.round(busyMs) }, 'event loop stalled');
+    if (stallMs > reportMs) seen = { from, to: now, stallMs, busyMs };
   }, TICK_MS);
   timer.unref();
   const onRejection = (reason: unknown): void => {
@@ -82,6 +104,8 @@ export function startWatchdog(logger: Logger, reportMs = STALL_REPORT_MS): Watch
     },
     stop() {
       clearInterval(timer);
+      gc.disconnect();
+      report();
       process.off('unhandledRejection', onRejection);
     },
   };

@@ -43,6 +43,7 @@ test('300 ms of CPU work on the event loop is reported as a stall of about that 
     assert.ok(stall !== undefined, 'a stall was reported');
     assert.ok(Number(stall.fields['stallMs']) >= 250, JSON.stringify(stall.fields));
     assert.ok(Number(stall.fields['busyMs']) >= 250, `busy while it worked: ${JSON.stringify(stall.fields)}`);
+    assert.ok(Number(stall.fields['gcMs']) < 100, `and not collecting garbage: ${JSON.stringify(stall.fields)}`);
     assert.ok(dog.maxBusyMs >= 250);
   } finally {
     dog.stop();
@@ -85,6 +86,28 @@ test('a loop that waits while another thread works is not busy (Linux: the main 
     dog.stop();
     await worker.terminate();
   }
+});
+
+test('a stall that is the garbage collector\'s pause says so in gcMs', () => {
+  // In a process of its own, with --expose-gc: a full collection of a heap of ~4 million objects.
+  const script = `
+    import { startWatchdog } from ${JSON.stringify(new URL('../src/watchdog.ts', import.meta.url).href)};
+    const lines = [];
+    const log = (fields, msg) => lines.push({ msg, fields });
+    const dog = startWatchdog({ info: log, warn: log, error: log, child() { return this; } });
+    const heap = [];
+    for (let i = 0; i < 4_000_000; i++) heap.push({ i, s: 'x' + i });
+    setTimeout(() => {
+      const t = performance.now();
+      while (performance.now() - t < 150) globalThis.gc();
+      setTimeout(() => { dog.stop(); console.log(JSON.stringify({ lines, kept: heap.length })); }, 100);
+    }, 100);
+  `;
+  const out = execFileSync(process.execPath, ['--expose-gc', '--import', 'tsx', '--input-type=module', '-e', script], { encoding: 'utf8' });
+  const { lines } = JSON.parse(out) as { lines: { msg: string; fields: { stallMs: number; gcMs: number } }[] };
+  const stall = lines.filter((l) => l.msg === 'event loop stalled').sort((a, b) => b.fields.stallMs - a.fields.stallMs)[0];
+  assert.ok(stall !== undefined, `a stall was reported: ${out.slice(0, 300)}`);
+  assert.ok(stall.fields.gcMs >= stall.fields.stallMs * 0.5, `most of it was the collector's: ${JSON.stringify(stall.fields)}`);
 });
 
 test('an unhandled rejection is logged as a bug, and the process goes on', () => {
