@@ -7,6 +7,7 @@ import { ApiError, authorize, formatBytes, formatCpu, isQuantity, jsonPatch, mat
 import { checkDns1123Label, checkDns1123Subdomain } from '@flotilla/api';
 import { authorizeCreate, authorizePod } from '../src/auth.ts';
 import { checkBody, prepareCreate, prepareUpdate } from '../src/strategy.ts';
+import { cloneJson, measureJson } from '../src/patch.ts';
 
 const kind = (k: string) => RESOURCES.find((r) => r.kind === k)!;
 
@@ -350,5 +351,73 @@ describe('authorization', () => {
     assert.equal(can(node, 'list', 'deployments'), 'deny');
     assert.equal(can(node, 'watch', 'services'), 'allow');
     assert.equal(can(node, 'create', 'events', { namespace: 'default' }), 'allow');
+  });
+});
+
+describe('measureJson and cloneJson (what JSON patches count and copy)', () => {
+  /** The plain recursive count: bytes as measureJson defines them, depth, values. */
+  function reference(v: unknown): { bytes: number; depth: number; values: number } {
+    if (typeof v === 'string') return { bytes: v.length + 2, depth: 0, values: 1 };
+    if (typeof v === 'number') return { bytes: String(v).length, depth: 0, values: 1 };
+    if (typeof v !== 'object' || v === null) return { bytes: 5, depth: 0, values: 1 };
+    const entries = Array.isArray(v) ? v.map((x) => ['', x] as const) : Object.entries(v);
+    let bytes = 2 + entries.length;
+    let depth = 1;
+    let values = 1;
+    for (const [k, x] of entries) {
+      if (!Array.isArray(v)) bytes += k.length + 3;
+      const m = reference(x);
+      bytes += m.bytes;
+      depth = Math.max(depth, m.depth + 1);
+      values += m.values;
+    }
+    return { bytes, depth, values };
+  }
+  const json = fc.jsonValue({ maxDepth: 6 }).chain((v) => fc.tuple(fc.constant(v), fc.oneof(fc.integer(), fc.double({ noNaN: true }), fc.constant(-0), fc.constant(1e21), fc.constant(Number.MAX_SAFE_INTEGER))));
+
+  /** The property, for any measure: as the reference, and cut off past a limit only when the value passes it. */
+  const agrees = (measure: typeof measureJson) =>
+    fc.property(json, fc.nat({ max: 400 }), ([v, n], limit) => {
+      const value = { v, n };
+      const want = reference(value);
+      assert.deepEqual(measure(value), want);
+      const cut = measure(value, limit);
+      assert.equal(cut.bytes > limit, want.bytes > limit, `limit ${limit}: ${cut.bytes} of ${want.bytes}`);
+      const few = measure(value, Infinity, Math.floor(limit / 10));
+      assert.equal(few.values > Math.floor(limit / 10), want.values > Math.floor(limit / 10));
+    });
+
+  test('measures what the plain recursive count does, and stops past a limit only when the value passes it', () => {
+    fc.assert(agrees(measureJson), { numRuns: 500 });
+  });
+
+  test('the property catches a measure that is off: negative numbers one byte short', () => {
+    const broken: typeof measureJson = (v, limit, values) => {
+      const m = measureJson(v, limit, values);
+      const negatives = JSON.stringify(v).match(/-\d/g)?.length ?? 0;
+      return { ...m, bytes: m.bytes - negatives };
+    };
+    assert.throws(() => fc.assert(agrees(broken), { numRuns: 500 }));
+  });
+
+  test('cloneJson copies every object and list (nothing shared) and keeps a "__proto__" key a key', () => {
+    fc.assert(
+      fc.property(fc.jsonValue({ maxDepth: 6 }), (v) => {
+        const c = cloneJson(v);
+        assert.deepEqual(c, v);
+        const shared = (a: unknown, b: unknown): boolean => {
+          if (typeof a !== 'object' || a === null) return false;
+          if (a === b) return true;
+          return Object.keys(a).some((k) => shared((a as Record<string, unknown>)[k], (b as Record<string, unknown>)[k]));
+        };
+        assert.equal(shared(c, v), false);
+      }),
+      { numRuns: 300 },
+    );
+    const odd = JSON.parse('{"__proto__": {"x": 1}, "a": [1]}') as Record<string, unknown>;
+    const c = cloneJson(odd);
+    assert.deepEqual(Object.keys(c), ['__proto__', 'a']);
+    assert.equal(Object.getPrototypeOf(c), Object.prototype);
+    assert.equal(({} as Record<string, unknown>)['x'], undefined);
   });
 });
