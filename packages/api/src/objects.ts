@@ -3,7 +3,8 @@
 // object's last change as its resourceVersion. Creates, updates and deletes are
 // transactions, so a stale resourceVersion is a 409 and nothing changes.
 import { AsyncLocalStorage } from 'node:async_hooks';
-import { isKvError, type KeyValue, type StoreNode, type TxnResponse, type WatchEvent as KvEvent } from '@flotilla/store';
+import { KvError, isKvError, type KeyValue, type RevisionEvents, type StoreNode, type TxnResponse, type WatchEvent as KvEvent } from '@flotilla/store';
+import { pace } from '@flotilla/wire';
 import { ApiError, conflict, notFound } from './errors.ts';
 import { matches, matchesFields, type FieldRequirement, type Selector } from './labels.ts';
 import { fieldsOf, storeKey, type ResourceInfo } from './resources.ts';
@@ -19,11 +20,6 @@ export const writeFence = new AsyncLocalStorage<number>();
 
 /** Objects read from the store per step of a list. */
 const SCAN_CHUNK = 1000;
-/**
- * Bytes of objects decoded before a list lets the event loop run: a chunk of 1000 small
- * objects is a few milliseconds of work, a dozen objects of 1.4 MB were 300 ms of it.
- */
-const SCAN_CHUNK_BYTES = 1024 * 1024;
 /** The most items one page of a list holds, whatever its limit (with a continue token for the rest). */
 export const MAX_PAGE = 5000;
 /**
@@ -70,7 +66,12 @@ interface ContinueToken {
 
 export interface ObjectWatch {
   cancel(): void;
+  /** Every event of this watch up to this revision has been handed to its sink. */
+  deliveredRevision(): number;
 }
+
+/** Store events a watch may have waiting to be turned into objects before it is ended as too slow. */
+export const MAX_QUEUED_WATCH_BYTES = 32 * 1024 * 1024;
 
 export interface ObjectWatchSink {
   /** One change, already filtered and translated (a change leaving the selection is DELETED). */
@@ -179,7 +180,6 @@ export class ObjectStore {
           onRevision?.(revision);
         }
         let items: KubeObject[] = [];
-        let decoded = 0;
         for (const kv of res.kvs) {
           if (count >= limit) {
             next = kv.key;
@@ -189,13 +189,14 @@ export class ObjectStore {
             next = kv.key;
             break;
           }
-          if (decoded >= SCAN_CHUNK_BYTES) {
+          // Decoding (a dozen objects of 1.4 MB were 300 ms of it) and what the caller does
+          // with the chunk share the loop's turns with every other list (see pace.ts).
+          const wait = pace();
+          if (wait !== undefined) {
             if (items.length > 0) yield items;
             items = [];
-            decoded = 0;
-            await new Promise((resolve) => setImmediate(resolve));
+            await wait;
           }
-          decoded += kv.value.byteLength;
           const obj = decodeObject(kv);
           if (matches(o.labels, obj.metadata.labels) && matchesFields(o.fields, fieldsOf(r, obj))) {
             items.push(obj);
@@ -281,33 +282,97 @@ export class ObjectStore {
    */
   watch(r: ResourceInfo, namespace: string | undefined, labels: Selector, fields: readonly FieldRequirement[], afterRevision: number, sink: ObjectWatchSink): ObjectWatch {
     const prefix = storeKey(r, namespace);
+    const everything = labels.length === 0 && fields.length === 0;
     const selected = (obj: KubeObject | undefined): boolean => obj !== undefined && matches(labels, obj.metadata.labels) && matchesFields(fields, fieldsOf(r, obj));
+    // The store hands over its events as it applies them (in the Raft loop's turn); they are
+    // turned into objects and given to the sink here, a batch at a time, sharing the loop's
+    // turns with all other bulk work (pace.ts): forty watchers each decoding and writing a
+    // 3 MB object were 430 ms of one turn.
+    const queue: RevisionEvents[] = [];
+    let queuedBytes = 0;
+    let draining = false;
+    let over = false;
+    let delivered = afterRevision;
+    let w: { cancel(): void } | undefined;
+    const finish = (err: ApiError): void => {
+      if (over) return;
+      over = true;
+      queue.length = 0;
+      w?.cancel();
+      sink.end(err);
+    };
+    const drain = async (): Promise<void> => {
+      try {
+        while (queue.length > 0 && !over) {
+          const wait = pace();
+          if (wait !== undefined) await wait;
+          const batch = queue.shift();
+          if (batch === undefined || over) return;
+          queuedBytes -= eventBytes(batch);
+          for (const e of batch.events) {
+            if (!this.translate(e, batch.revision, everything, selected, sink)) {
+              // The sink cannot take more: ended as the store ends a watcher that fell behind.
+              finish(storeError(new KvError('slow-consumer', `the watcher fell behind at revision ${batch.revision}; watch again from there`)));
+              return;
+            }
+          }
+          delivered = batch.revision;
+          sink.progress(batch.revision);
+        }
+      } finally {
+        draining = false;
+      }
+    };
     try {
-      const w = this.node.watch(
+      w = this.node.watch(
         { key: prefix, prefix: true, startRevision: afterRevision + 1, prevKv: true },
         {
           deliver: (batch) => {
-            for (const e of batch.events) if (!this.translate(e, batch.revision, selected, sink)) return false;
-            sink.progress(batch.revision);
+            if (over) return true;
+            queuedBytes += eventBytes(batch);
+            // One that falls this far behind is ended (slow-consumer), as the store would.
+            if (queuedBytes > MAX_QUEUED_WATCH_BYTES) return false;
+            queue.push(batch);
+            // Started after this call returns (the store may deliver history from inside
+            // watch(), before it has returned what cancels it).
+            if (!draining) {
+              draining = true;
+              void Promise.resolve().then(drain);
+            }
             return true;
           },
-          end: (err) => sink.end(err === undefined ? undefined : storeError(err)),
+          end: (err) => {
+            if (over) return;
+            over = true;
+            queue.length = 0;
+            sink.end(err === undefined ? undefined : storeError(err));
+          },
         },
       );
-      return { cancel: w.cancel };
+      return {
+        cancel: () => {
+          over = true;
+          queue.length = 0;
+          w?.cancel();
+        },
+        // Nothing waiting: every event up to the store's revision has been handed over.
+        deliveredRevision: () => (queue.length === 0 && !draining ? Math.max(delivered, this.node.revision) : delivered),
+      };
     } catch (err) {
       throw storeError(err);
     }
   }
 
-  private translate(e: KvEvent, revision: number, selected: (o: KubeObject | undefined) => boolean, sink: ObjectWatchSink): boolean {
-    const before = e.prevKv === undefined ? undefined : decodeObject(e.prevKv);
+  private translate(e: KvEvent, revision: number, everything: boolean, selected: (o: KubeObject | undefined) => boolean, sink: ObjectWatchSink): boolean {
+    // Without a selector the previous version is needed only for a deletion (what is sent).
+    const before = e.prevKv === undefined || (everything && e.type !== 'delete') ? undefined : decodeObject(e.prevKv);
     if (e.type === 'delete') {
       if (!selected(before)) return true;
       before!.metadata.resourceVersion = String(revision);
       return sink.event('DELETED', before!, revision);
     }
     const after = decodeObject(e.kv);
+    if (everything) return sink.event(e.prevKv === undefined ? 'ADDED' : 'MODIFIED', after, revision);
     const was = selected(before);
     const is = selected(after);
     if (is) return sink.event(was ? 'MODIFIED' : 'ADDED', after, revision);
@@ -315,6 +380,13 @@ export class ObjectStore {
     if (was) return sink.event('DELETED', { ...after }, revision);
     return true;
   }
+}
+
+/** The bytes of the values a batch of store events holds. */
+function eventBytes(batch: RevisionEvents): number {
+  let n = 0;
+  for (const e of batch.events) n += (e.kv?.value.byteLength ?? 0) + (e.prevKv?.value.byteLength ?? 0);
+  return n;
 }
 
 function prefixEndOf(prefix: string): string {

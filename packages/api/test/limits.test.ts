@@ -292,6 +292,44 @@ describe('bounds on one master', () => {
     assert.match(answer.text, /"reason":"Forbidden"/);
   });
 
+  test('stall (fuzz): a watch\'s initial list is written a chunk at a time, not an event at a time', async () => {
+    // The fuzz campaign: a master's loop held 110 ms in one writev, Node writing out (and TLS
+    // encrypting) the thousands of one-event writes a watch's initial list had buffered.
+    for (let i = 0; i < 1500; i++) await api.client.create('leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `w-${i}`, namespace: 'fz-watch' }, spec: { holderIdentity: String(i) } } as KubeObject).catch(async (err: Error) => {
+      if (!/not found/.test(err.message)) throw err;
+      await api.client.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fz-watch' } } as KubeObject);
+      await api.client.create('leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `w-${i}`, namespace: 'fz-watch' }, spec: { holderIdentity: String(i) } } as KubeObject);
+    });
+    const { port } = a.address();
+    // The raw response: the chunks of its chunked encoding are the server's writes.
+    const raw = await new Promise<string>((resolve, reject) => {
+      const socket = connect(port, '127.0.0.1', () => socket.write(`GET /apis/coordination.k8s.io/v1/namespaces/fz-watch/leases?watch=true&resourceVersion=0&timeoutSeconds=1 HTTP/1.1\r\nhost: x\r\nauthorization: Bearer ${ADMIN}\r\n\r\n`));
+      let text = '';
+      socket.setEncoding('latin1');
+      socket.on('data', (c: string) => {
+        text += c;
+        if (text.endsWith('\r\n0\r\n\r\n')) socket.end();
+      });
+      socket.on('end', () => resolve(text));
+      socket.on('error', reject);
+    });
+    let body = raw.slice(raw.indexOf('\r\n\r\n') + 4);
+    let chunks = 0;
+    let events = '';
+    for (;;) {
+      const eol = body.indexOf('\r\n');
+      const size = parseInt(body.slice(0, eol), 16);
+      if (size === 0) break;
+      events += body.slice(eol + 2, eol + 2 + size);
+      body = body.slice(eol + 2 + size + 2);
+      chunks++;
+    }
+    const added = events.split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as { type: string; object: KubeObject }).filter((e) => e.type === 'ADDED');
+    assert.equal(added.length, 1500, 'every lease, once');
+    assert.equal(new Set(added.map((e) => e.object.metadata.name)).size, 1500);
+    assert.ok(chunks < 20, `the 1,500 events came in ${chunks} writes`);
+  });
+
   test('withTimeout answers 504 Timeout naming the bound', async () => {
     const t = await ApiServer.start({ node: api.node, host: '127.0.0.1', port: 0, authenticator: new Authenticator([]), logger: silentLogger, requestTimeoutMs: 30 });
     try {

@@ -9,4 +9,5 @@ export { WireError, isWireError, WIRE_ERROR_CODES, type WireErrorCode } from './
 export { createLogger, silentLogger, type Logger } from './logger.ts';
 export { WireServer, secretAuthenticator, type ServerOptions } from './server.ts';
 export { freePort } from './ports.ts';
+export { pace, createPacer, SLICE_MS, type Pacer } from './pace.ts';
 export { lockDir, dirLockHolder, describeHolder, DirLock, DirLockedError, isDirLockedError, DIR_LOCK_FILE, type DirLockHolder } from './dir-lock.ts';
