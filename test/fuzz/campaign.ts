@@ -209,7 +209,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
     api: true,
     proxied: false,
     historyRevisions: 1000,
-    nodeArgs: oldSpaceMb > 0 ? [`--max-old-space-size=${oldSpaceMb}`] : [],
+    nodeArgs: [...(oldSpaceMb > 0 ? [`--max-old-space-size=${oldSpaceMb}`] : []), ...(PROFILE_DIR === undefined ? [] : ['--cpu-prof', `--cpu-prof-dir=${PROFILE_DIR}`])],
     extraTokens: [{ name: 'canary', token: CANARY_TOKEN, role: 'admin' }],
   });
   // If this process dies without running its exit handlers (a fatal V8 error), a reaper of
@@ -397,7 +397,7 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
             const end = typeof m.line['time'] === 'number' ? (m.line['time'] as number) : m.at;
             const suspects = L.suspects(m.name, end - stallMs - 300, end, 4, payloadHint, end - stallMs);
             const culprit = suspects[0];
-            L.finding('stall', culprit?.family ?? 'unknown', culprit?.family ?? '', { master: m.name, stallMs, busyMs, gcMs, log: `{"msg":"event loop stalled","stallMs":${stallMs},"busyMs":${busyMs},"gcMs":${gcMs}}`, ...(culprit === undefined ? {} : { origin: culprit.origin, request: culprit.desc }), suspects: L.describeSuspects(suspects.slice(1)) });
+            L.finding('stall', culprit?.family ?? 'unknown', culprit?.family ?? '', { master: m.name, pid: m.line['pid'], hrFromUs: m.line['hrFromUs'], hrToUs: m.line['hrToUs'], stallMs, busyMs, gcMs, log: `{"msg":"event loop stalled","stallMs":${stallMs},"busyMs":${busyMs},"gcMs":${gcMs}}`, ...(culprit === undefined ? {} : { origin: culprit.origin, request: culprit.desc }), suspects: L.describeSuspects(suspects.slice(1)) });
           }
         } else if (m.msg === 'unhandled rejection (a bug)') {
           L.counters.unhandled_rejections++;
@@ -752,10 +752,15 @@ export async function runCampaign(options: CampaignOptions): Promise<Summary> {
       }
     }
     closeAgents();
+    // A master writes its profile when it exits by itself (stop() kills with SIGKILL).
+    if (PROFILE_DIR !== undefined) await Promise.all(cluster.names.map((n) => cluster.kill(n, 'SIGTERM')));
     await cluster.stop();
     rmSync(cfDir, { recursive: true, force: true });
   }
 }
+
+/** FUZZ_PROFILE_DIR=DIR: the masters write CPU profiles there (to find what a stall was). */
+const PROFILE_DIR = process.env['FUZZ_PROFILE_DIR'];
 
 /** A cluster file that takes this long to refuse is hung (the cases are at most ~100 KB of YAML but one). */
 const CLUSTERFILE_HANG_MS = 15_000;

@@ -4,7 +4,8 @@
 // answered (Node's default would exit the process and take a master down with it).
 //
 // Log lines (JSON, stderr), read by operators and by the fuzz campaign:
-//   {"msg": "event loop stalled", "stallMs": N, "busyMs": M, "gcMs": G}   stallMs: how late a timer ran;
+//   {"msg": "event loop stalled", "stallMs": N, "busyMs": M, "gcMs": G, "hrFromUs", "hrToUs"}
+//       stallMs: how late a timer ran;
 //       busyMs: at most stallMs, the CPU time the event loop's thread used meanwhile — a loop
 //       held by our own work is busy the whole time, one the machine did not schedule is not,
 //       and neither is one that waited while other threads worked (the garbage collector's
@@ -12,6 +13,8 @@
 //       thread's own time, from /proc (10 ms steps); elsewhere the whole process's.
 //       gcMs: how much of the stall the garbage collector's pauses took (its main-thread
 //       part), so a stall of a big heap's collection is told from one of our own code.
+//       hrFromUs, hrToUs: the stall on the monotonic clock (process.hrtime, µs) that a
+//       --cpu-prof profile is timed by (test/fuzz/profile-window.mjs cuts one there).
 //   {"msg": "unhandled rejection (a bug)", "err": stack}
 import { readFileSync } from 'node:fs';
 import { PerformanceObserver } from 'node:perf_hooks';
@@ -70,7 +73,9 @@ export function startWatchdog(logger: Logger, reportMs = STALL_REPORT_MS): Watch
     seen = undefined;
     let gcMs = 0;
     for (const p of pauses) gcMs += Math.max(0, Math.min(to, p.to) - Math.max(from, p.from));
-    logger.warn({ stallMs: Math.round(stallMs), busyMs: Math.round(busyMs), gcMs: Math.round(Math.min(gcMs, stallMs)) }, 'event loop stalled');
+    // The window on the monotonic clock a CPU profile (--cpu-prof) is timed by, to cut it there.
+    const hrNowUs = Number(process.hrtime.bigint() / 1000n) - performance.now() * 1000;
+    logger.warn({ stallMs: Math.round(stallMs), busyMs: Math.round(busyMs), gcMs: Math.round(Math.min(gcMs, stallMs)), hrFromUs: Math.round(hrNowUs + from * 1000), hrToUs: Math.round(hrNowUs + to * 1000) }, 'event loop stalled');
   };
   const timer = setInterval(() => {
     report();
