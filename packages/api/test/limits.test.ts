@@ -5,7 +5,7 @@ import assert from 'node:assert/strict';
 import { createServer, request, type Server } from 'node:http';
 import { connect } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import { AgentClient, ApiServer, Authenticator, hashToken, type KubeObject } from '@flotilla/api';
+import { AgentClient, ApiServer, Authenticator, findResource, hashToken, type KubeObject } from '@flotilla/api';
 import { rawHttp, startTestApi, type TestApi } from '@flotilla/api/testing';
 import { silentLogger } from '@flotilla/wire';
 
@@ -328,6 +328,49 @@ describe('bounds on one master', () => {
     assert.equal(added.length, 1500, 'every lease, once');
     assert.equal(new Set(added.map((e) => e.object.metadata.name)).size, 1500);
     assert.ok(chunks < 20, `the 1,500 events came in ${chunks} writes`);
+  });
+
+  test('paced watch delivery: a watch never says it has delivered a revision whose event it has not handed over', async () => {
+    // Events now wait their turn to be decoded (ObjectStore.watch), so a bookmark must carry
+    // deliveredRevision(), not the store's revision. Observed as often as the loop turns while
+    // 40 writes of 100 KB go to 20 watchers at once.
+    const r = findResource('coordination.k8s.io', 'v1', 'leases')!;
+    await api.client.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fz-paced' } } as KubeObject).catch(() => undefined);
+    const from = api.node.revision;
+    const watchers = Array.from({ length: 20 }, () => {
+      const got: number[] = [];
+      const seen: { claimed: number; had: Set<number> }[] = [];
+      const w = api.server.objects.watch(r, 'fz-paced', [], [], from, {
+        event: (_type, _obj, revision) => {
+          got.push(revision);
+          return true;
+        },
+        progress: () => undefined,
+        end: () => undefined,
+      });
+      return { w, got, seen };
+    });
+    let observing = true;
+    const observe = (): void => {
+      for (const x of watchers) x.seen.push({ claimed: x.w.deliveredRevision(), had: new Set(x.got) });
+      if (observing) setImmediate(observe);
+    };
+    observe();
+    const written: number[] = [];
+    for (let i = 0; i < 40; i++) {
+      const o = await api.client.create('leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `p-${i}`, namespace: 'fz-paced', annotations: { pad: 'x'.repeat(100_000) } }, spec: {} } as KubeObject);
+      written.push(Number(o.metadata.resourceVersion));
+    }
+    await until('every watcher has every event', () => watchers.every((x) => x.got.length === 40), 20_000);
+    observing = false;
+    for (const x of watchers) {
+      x.w.cancel();
+      assert.deepEqual(x.got, written, 'every event, in order');
+      for (const { claimed, had } of x.seen) {
+        const missing = written.filter((rv) => rv <= claimed && !had.has(rv));
+        assert.deepEqual(missing, [], `claimed ${claimed} before handing over ${missing.join(', ')}`);
+      }
+    }
   });
 
   test('withTimeout answers 504 Timeout naming the bound', async () => {
