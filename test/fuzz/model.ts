@@ -8,7 +8,7 @@
 // Some outcomes cannot be known: a write that got no answer (a timeout, a master that went
 // away, a 5xx) may or may not have landed; objects with ownerReferences or the
 // foregroundDeletion/orphan finalizers are the garbage collector's to change; a
-// deletecollection removes what it removes. Such objects are left out of the comparison
+// deletecollection removes what it removes (and marks what its finalizers hold). Such objects are left out of the comparison
 // (and counted), never guessed.
 import { MODEL_KINDS, MODEL_NS } from './world.ts';
 
@@ -190,6 +190,12 @@ export class StoreModel {
         if (!e.present) {
           if (rv <= e.rv) out.push({ key, problem: `is in the store, but an accepted request deleted it (at ${e.rv}: ${e.what})`, found: `rv ${meta.resourceVersion}` });
           else out.push({ key, problem: `was deleted at ${e.rv} (${e.what}) and is back at ${rv}, which no accepted request made`, found: short(canonical(item)) });
+          continue;
+        }
+        // A deletecollection after the last accepted write marks what it cannot delete yet
+        // (finalizers, as the orphan policy adds): that is the sweep's doing, then the GC's.
+        if (rv > e.rv && meta.deletionTimestamp !== undefined && this.sweeps.some((s) => s.resource === resource && (s.namespace === undefined || s.namespace === namespace) && e.sentAt <= s.answeredAt)) {
+          this.markUnknown(key, `marked for deletion by a deletecollection at rv ${rv}`);
           continue;
         }
         if (rv > e.rv) out.push({ key, problem: `changed to rv ${rv} by a request that was not accepted (the last accepted one, ${e.what}, left rv ${e.rv})`, expected: e.json === undefined ? `rv ${e.rv}` : short(e.json), found: short(canonical(item)) });

@@ -286,7 +286,7 @@ export class ObjectStore {
     const selected = (obj: KubeObject | undefined): boolean => obj !== undefined && matches(labels, obj.metadata.labels) && matchesFields(fields, fieldsOf(r, obj));
     // The store hands over its events as it applies them (in the Raft loop's turn); they are
     // turned into objects and given to the sink here, a batch at a time, sharing the loop's
-    // turns with all other bulk work (pace.ts): forty watchers each decoding and writing a
+    // turns with all other bulk work (pace.ts): tens of watchers each decoding and writing a
     // 3 MB object were 430 ms of one turn.
     const queue: RevisionEvents[] = [];
     let queuedBytes = 0;
