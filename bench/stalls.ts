@@ -12,7 +12,8 @@
 // stall over the 100 ms the watchdog reports; leader_changes: "leader changed" lines logged
 // meanwhile (a leader whose loop was held lost its term). Then one {summary: "median"} line per family.
 // The snapshot family writes 70 MB (50 Events of 1.4 MB), past the 64 MiB after which every
-// master snapshots its state, and waits 3 s.
+// master snapshots its state, and waits 3 s. The watch families open many watches at once:
+// 20 whose initial lists are the dozen big Events, or 30 that each get one big Event.
 import { request } from 'node:http';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -37,6 +38,37 @@ function http(base: string, method: string, path: string, body?: string, content
     req.on('error', reject);
     req.end(body);
   });
+}
+
+/** Opens a watch over HTTP; resolves once `events` lines have come (or `timeoutMs` passed), then hangs up. */
+function watchHttp(base: string, path: string, events: number, timeoutMs = 60_000): { opened: Promise<void>; done: Promise<{ status: number; events: number }> } {
+  let opened!: () => void;
+  const openedP = new Promise<void>((r) => (opened = r));
+  const done = new Promise<{ status: number; events: number }>((resolve, reject) => {
+    const req = request(new URL(path, base), { agent: false, headers: { authorization: `Bearer ${ADMIN_TOKEN}` } }, (res) => {
+      opened();
+      let seen = 0;
+      let tail = '';
+      const finish = (): void => {
+        clearTimeout(timer);
+        req.destroy();
+        resolve({ status: res.statusCode ?? 0, events: seen });
+      };
+      const timer = setTimeout(finish, timeoutMs);
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => {
+        tail += c;
+        const lines = tail.split('\n');
+        tail = lines.pop()!;
+        seen += lines.filter((l) => l.startsWith('{"type":"ADDED"') || l.startsWith('{"type":"MODIFIED"')).length;
+        if (seen >= events) finish();
+      });
+      res.on('error', () => undefined);
+    });
+    req.on('error', reject);
+    req.end();
+  });
+  return { opened: openedP, done };
 }
 
 const profile = process.env['PROFILE'] === '1';
@@ -80,6 +112,21 @@ try {
     'body-1.4mb': () => http(base, 'POST', '/apis/coordination.k8s.io/v1/namespaces/s/leases', JSON.stringify({ apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { generateName: 'l-' }, spec: {}, fuzz: 'a'.repeat(1_400_000) })),
     'put-120k-keys': () => http(base, 'PUT', '/api/v1/namespaces/s/services/keep', JSON.stringify({ apiVersion: 'v1', kind: 'Service', metadata: { name: 'keep', annotations: manyKeys }, spec: { ports: [{ port: 80 }] } })),
     'json-patch-copy-bomb': () => http(base, 'PATCH', '/api/v1/namespaces/s/services/keep', copyBomb, 'application/json-patch+json'),
+    // Twenty watches at once, each starting with the list of the dozen Events of 1.4 MB.
+    'watch-initial-x20': async () => {
+      const ws = Array.from({ length: 20 }, () => watchHttp(base, '/api/v1/namespaces/big/events?watch=true&resourceVersion=0', 12));
+      const got = await Promise.all(ws.map((w) => w.done));
+      return { status: got.every((g) => g.status === 200 && g.events >= 12) ? 200 : 500 };
+    },
+    // Thirty watchers of a namespace, then one Event of 1.4 MB written to it: each hands it on.
+    'watchers-x30-big-event': async () => {
+      await ns('fan');
+      const ws = Array.from({ length: 30 }, () => watchHttp(base, '/api/v1/namespaces/fan/events?watch=true', 1));
+      await Promise.all(ws.map((w) => w.opened));
+      await http(base, 'POST', '/api/v1/namespaces/fan/events', JSON.stringify({ apiVersion: 'v1', kind: 'Event', metadata: { generateName: 'fan-' }, involvedObject: { kind: 'Pod', name: 'p', namespace: 'fan' }, reason: 'Big', message: note, type: 'Normal' }));
+      const got = await Promise.all(ws.map((w) => w.done));
+      return { status: got.every((g) => g.status === 200 && g.events >= 1) ? 200 : 500 };
+    },
     'add-arr-0-x10000': () => http(base, 'PATCH', '/api/v1/namespaces/s/services/keep', JSON.stringify([{ op: 'add', path: '/metadata/annotations', value: { a: 'b' } }, { op: 'add', path: '/spec/x', value: Array.from({ length: 50_000 }, () => 1) }, ...Array.from({ length: 9_990 }, () => ({ op: 'add', path: '/spec/x/0', value: 1 }))]), 'application/json-patch+json'),
   };
   for (const [family, send] of Object.entries(families)) {
