@@ -319,6 +319,10 @@ export class ObjectStore {
           delivered = batch.revision;
           sink.progress(batch.revision);
         }
+      } catch (err) {
+        // A sink that threw (or an object that would not decode) ends the watch, as the
+        // store ends one whose deliver threw; nothing is skipped silently.
+        finish(new ApiError('ServiceUnavailable', `the watch ended: ${(err as Error).message}`));
       } finally {
         draining = false;
       }
@@ -355,8 +359,8 @@ export class ObjectStore {
           queue.length = 0;
           w?.cancel();
         },
-        // Nothing waiting: every event up to the store's revision has been handed over.
-        deliveredRevision: () => (queue.length === 0 && !draining ? Math.max(delivered, this.node.revision) : delivered),
+        // Nothing waiting (and not ended): every event up to the store's revision has been handed over.
+        deliveredRevision: () => (!over && queue.length === 0 && !draining ? Math.max(delivered, this.node.revision) : delivered),
       };
     } catch (err) {
       throw storeError(err);

@@ -373,6 +373,33 @@ describe('bounds on one master', () => {
     }
   });
 
+  test('paced watch delivery: a sink that throws ends its watch with an error; nothing is skipped silently', async () => {
+    // Found in review: delivery runs on its own (not inside the store's apply, which caught
+    // what a sink threw and ended the watch); a throw became an unhandled rejection, the rest
+    // of its batch was dropped, and the watch went on past it.
+    const r = findResource('coordination.k8s.io', 'v1', 'leases')!;
+    await api.client.create('namespaces', { apiVersion: 'v1', kind: 'Namespace', metadata: { name: 'fz-throw' } } as KubeObject).catch(() => undefined);
+    const got: number[] = [];
+    let ended: string | undefined;
+    const w = api.server.objects.watch(r, 'fz-throw', [], [], api.node.revision, {
+      event: (_type, _obj, revision) => {
+        got.push(revision);
+        if (got.length === 2) throw new Error('the sink broke');
+        return true;
+      },
+      progress: () => undefined,
+      end: (err) => {
+        ended = err?.message ?? 'no error';
+      },
+    });
+    for (let i = 0; i < 4; i++) await api.client.create('leases', { apiVersion: 'coordination.k8s.io/v1', kind: 'Lease', metadata: { name: `t-${i}`, namespace: 'fz-throw' }, spec: {} } as KubeObject);
+    await until('the watch ends', () => ended !== undefined);
+    w.cancel();
+    assert.match(ended!, /the sink broke/);
+    assert.equal(got.length, 2, 'nothing after the throw');
+    assert.ok(w.deliveredRevision() < got[1]!, `it does not claim the revision it failed on (${w.deliveredRevision()} of ${got[1]})`);
+  });
+
   test('withTimeout answers 504 Timeout naming the bound', async () => {
     const t = await ApiServer.start({ node: api.node, host: '127.0.0.1', port: 0, authenticator: new Authenticator([]), logger: silentLogger, requestTimeoutMs: 30 });
     try {

@@ -325,8 +325,9 @@ export class KvClient {
       if (admin) {
         // The leader retries a change it cannot make yet (a learner still catching up) for as
         // long as it is told: less than this client still waits, so that its reason comes
-        // back rather than "did not answer", and no change is made after this client gave up.
-        const serverMs = Math.round(deadline - Date.now() - Math.min(1000, timeoutMs / 5));
+        // back rather than "did not answer", and it stops retrying before this client gives up
+        // (a change it already proposed may still be applied after).
+        const serverMs = Math.min(600_000, Math.round(deadline - Date.now() - Math.min(1000, timeoutMs / 5)));
         if (serverMs < 1) break;
         sent = { ...request, timeoutMs: serverMs };
       }

@@ -177,11 +177,13 @@ export function closeInStages(req: IncomingMessage): void {
       return;
     }
     this.end();
+    // Once nothing more comes, as Node would have: destroyed when what was written has gone;
+    // past LINGER_MS, at once.
     const stop = (): void => {
       clearTimeout(timer);
-      this.destroy();
+      Socket.prototype.destroySoon.call(this);
     };
-    const timer = setTimeout(stop, LINGER_MS);
+    const timer = setTimeout(() => this.destroy(), LINGER_MS);
     timer.unref();
     req.once('end', stop);
     this.once('end', stop);

@@ -115,6 +115,8 @@ export async function runWatch(objects: ObjectStore, r: ResourceInfo, namespace:
     stop();
     return stop;
   }
+  // The watch may have ended inside objects.watch (a start too far behind): no timers then.
+  if (closed) return stop;
   // A bookmark carries the revision up to which every event has been written (events may be
   // waiting their turn to be decoded: see ObjectStore.watch), never one past them.
   if (bookmarks) {
