@@ -169,7 +169,16 @@ export class Incarnations {
     await this.save(this.toRecord());
   }
 
-  /** After installing a snapshot at index `at`: members not in it were removed before it. */
+  /** After installing a snapshot that names the member ids removed before it: those, exactly. */
+  async retireIds(ids: readonly string[]): Promise<void> {
+    const fresh = ids.filter((id) => !this.retired.has(id));
+    if (fresh.length === 0) return;
+    for (const id of fresh) this.retired.add(id);
+    for (const [name, r] of [...this.peers]) if (this.retired.has(r.memberId)) this.peers.delete(name);
+    await this.save(this.toRecord());
+  }
+
+  /** After installing a snapshot at index `at` that names no removed ids: members not in it were removed before it. */
   async retireAllBut(members: ReadonlySet<NodeId>, at: number): Promise<void> {
     const gone = [...this.peers].filter(([name, r]) => !members.has(name) && (r.seenAt ?? 0) < at).map(([name]) => name);
     for (const name of gone) {

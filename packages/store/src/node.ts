@@ -149,6 +149,11 @@ interface StateSnapshot {
   readonly kv: MvccSnapshot;
   readonly members: readonly [NodeId, MemberContext][];
   readonly clusterId?: string | null;
+  /**
+   * The member ids the log has removed up to the snapshot (see RemovalContext): a master that
+   * starts from it retires exactly these. Snapshots from before have none.
+   */
+  readonly retired?: readonly string[];
 }
 
 const MAX_BATCH_BYTES = 4 * 1024 * 1024;
@@ -180,6 +185,8 @@ export class StoreNode extends EventEmitter<Events> {
   private readonly reads = new ReadQueue();
   private readonly leases = new LeaseClock();
   private readonly members = new Map<NodeId, MemberContext>();
+  /** Member ids the applied log has removed (kept in snapshots: see StateSnapshot.retired). */
+  private readonly retiredIds = new Set<string>();
   /** The session of this master's own writes (the API server's): see KvClient's. */
   private own = { id: `node-${randomBytes(6).toString('hex')}`, seq: 0, inFlight: new Set<number>() };
   /** Names this process's read-index requests (see ReadQueue.nextBatch). */
@@ -235,6 +242,7 @@ export class StoreNode extends EventEmitter<Events> {
     this.quota = options.quotaBytes ?? DEFAULT_QUOTA;
     for (const m of options.members) this.members.set(m.id, { peerUrl: m.peerUrl });
     for (const [id, m] of restored?.members ?? []) this.members.set(id, m);
+    for (const id of restored?.retired ?? []) this.retiredIds.add(id);
     this.clusterId = restored?.clusterId ?? null;
     this.hashes.reset(store.appliedIndex, store.appliedHash);
     const hs = storage.initialState().hardState;
@@ -936,6 +944,7 @@ export class StoreNode extends EventEmitter<Events> {
     const removed = change.type === 'removeNode' ? decodeRemoval(change.context)?.memberId : undefined;
     if (change.type === 'removeNode') {
       this.members.delete(change.nodeId);
+      if (removed !== undefined) this.retiredIds.add(removed);
       this.hashCheck.forget(change.nodeId);
       // Its incarnation may never come back (a new, empty one may: see Incarnations.retire).
       this.incarnations.retire(change.nodeId, index, removed).catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record a removed member'));
@@ -967,7 +976,14 @@ export class StoreNode extends EventEmitter<Events> {
     // The snapshot's membership replaces ours: members removed meanwhile are gone from it.
     this.members.clear();
     for (const [id, m] of state.members) this.members.set(id, m);
-    this.incarnations.retireAllBut(new Set(this.members.keys()), snapshot.metadata.index).catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record removed members'));
+    this.retiredIds.clear();
+    for (const id of state.retired ?? []) this.retiredIds.add(id);
+    // A snapshot that names the ids it removed retires exactly those: a master catching up
+    // from empty has met every peer before applying anything, and "not in the membership, met
+    // before the snapshot's index" would retire a member added back since. Older snapshots
+    // fall back to that rule.
+    const retiring = state.retired === undefined ? this.incarnations.retireAllBut(new Set(this.members.keys()), snapshot.metadata.index) : this.incarnations.retireIds(state.retired);
+    retiring.catch((err: unknown) => this.options.logger.warn({ err: (err as Error).message }, 'could not record removed members'));
     if (state.clusterId !== undefined && state.clusterId !== null) this.adoptClusterId(state.clusterId);
     this.updatePeers();
     this.watches.replaceStore(this.store);
@@ -1053,7 +1069,7 @@ export class StoreNode extends EventEmitter<Events> {
     if (appliedSince <= 0 || (appliedSince < every && this.disk.bytesSinceSnapshot() < bytes)) return;
     const point = this.raw.snapshotPoint();
     if (point.index <= this.storage.snapshot().metadata.index) return;
-    const state = { kv: this.store.toSnapshot(), members: [...this.members], clusterId: this.clusterId } satisfies StateSnapshot;
+    const state = { kv: this.store.toSnapshot(), members: [...this.members], clusterId: this.clusterId, retired: [...this.retiredIds] } satisfies StateSnapshot;
     const installs = this.installs;
     this.snapshotEncoding = true;
     void (async () => {

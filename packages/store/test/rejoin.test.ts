@@ -151,6 +151,47 @@ test('a master re-added after another was: replaying the first removal, it keeps
   assert.deepEqual(said.filter((m) => /refused a peer|was removed/.test(m)), [], `${C} refused no one, and did not think itself removed`);
 });
 
+test('a master that catches up from a snapshot taken while another was removed keeps talking to that one\'s new incarnation', async (t) => {
+  // Found in review, the snapshot side of the test above: C is removed, a snapshot is taken
+  // (C not in it), C comes back as a new member; then B is re-added and starts from that
+  // snapshot. It met the new C before it had applied anything, so "not in the snapshot's
+  // membership, met before its index" retired the new C, and B refused it for good.
+  const c = await TestCluster.start(ids, { snapshotEvery: 20, keepEntries: 5 });
+  t.after(() => c.stop());
+  const client = c.client();
+  await client.put('k', enc('v'));
+  const A = (await c.leader()).id;
+  const [B, C] = ids.filter((x) => x !== A) as [string, string];
+  await c.stopMember(C);
+  await (await c.leader()).removeMember(C);
+  for (let i = 0; i < 40; i++) await client.put('k', enc(`s${i}`));
+  await eventually(() => c.node(A).status().firstIndex > 1, 'the leader compacted its log past C\'s removal');
+  rmSync(c.members.get(C)!.dataDir, { recursive: true, force: true });
+  const joining = c.startMember(C, { join: true });
+  await (await c.leader()).addLearner(C, { peerUrl: c.peerUrl(C) });
+  await joining;
+  await (await c.leader()).promote(C);
+  await c.converged(10_000);
+  await c.stopMember(B);
+  await (await c.leader()).removeMember(B);
+  rmSync(c.members.get(B)!.dataDir, { recursive: true, force: true });
+  const said: string[] = [];
+  const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, warn: (_f: object, msg: string) => void said.push(msg) };
+  const starting = c.startMember(B, { join: true, logger: logger as never });
+  await (await c.leader()).addLearner(B, { peerUrl: c.peerUrl(B) });
+  await starting;
+  await (await c.leader()).promote(B);
+  await c.converged(10_000);
+  assert.ok(c.node(B).status().firstIndex > 1, `${B} started from a snapshot`);
+  // C restarts (says hello to B again); A stops: nothing commits unless B and C talk.
+  await c.stopMember(C);
+  await c.startMember(C);
+  await c.stopMember(A);
+  await client.put('k', enc('after'));
+  assert.equal(new TextDecoder().decode((await c.node(B).range({ key: 'k' })).kvs[0]!.value), 'after');
+  assert.deepEqual(said.filter((m) => /refused a peer|was removed/.test(m)), [], `${B} refused no one`);
+});
+
 test('a wiped master listed among masters that were never started still gets back in (the quorum counts the configuration)', async (t) => {
   // The file lists five; only three found the cluster. Counting five, a new directory would
   // need three welcomes from the two peers that run.
