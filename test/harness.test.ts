@@ -30,13 +30,23 @@ for (const script of ['test', 'test:soak']) {
     assert.ok(flags.includes('--test'), `${script} runs node --test`);
     // Without NODE_TEST_CONTEXT, which tells a runner it reports to a parent runner.
     const { NODE_TEST_CONTEXT: _, ...env } = process.env;
-    const child = spawn(process.execPath, [...new Set(flags)].concat(FIXTURE), { stdio: ['ignore', 'pipe', 'pipe'], env });
+    // In a process group of its own: the runner starts the file in a process of its own, and
+    // both go if the run does not end.
+    const child = spawn(process.execPath, [...new Set(flags)].concat(FIXTURE), { stdio: ['ignore', 'pipe', 'pipe'], env, detached: true });
+    const killGroup = (): void => {
+      try {
+        process.kill(-child.pid!, 'SIGKILL');
+      } catch {
+        // already gone
+      }
+    };
     let out = '';
     child.stdout.on('data', (b: Buffer) => (out += b.toString()));
-    // Without the flag the child never ends: it is killed after 30 s, and the test fails.
-    const killer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    // Without the flag the run never ends: it is killed after 30 s, and the test fails.
+    const killer = setTimeout(killGroup, 30_000);
     const [code, signal] = await new Promise<[number | null, NodeJS.Signals | null]>((r) => child.on('exit', (c, s) => r([c, s])));
     clearTimeout(killer);
+    killGroup();
     assert.equal(signal, null, `the run ended by itself (flags: ${flags.join(' ')})`);
     assert.equal(code, 1, 'and reported the failure');
     assert.match(out, /# fail 1/);

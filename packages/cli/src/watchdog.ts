@@ -46,7 +46,11 @@ function mainThreadCpuMs(): number | undefined {
 
 /** The CPU clock busyMs is measured with: the main thread's where it can be read. */
 function cpuClock(): () => number {
-  if (mainThreadCpuMs() !== undefined) return () => mainThreadCpuMs() ?? 0;
+  if (mainThreadCpuMs() !== undefined) {
+    // A read that fails later (out of descriptors, say) keeps the last value, not 0.
+    let lastMs = 0;
+    return () => (lastMs = mainThreadCpuMs() ?? lastMs);
+  }
   return () => {
     const u = process.cpuUsage();
     return (u.user + u.system) / 1000;

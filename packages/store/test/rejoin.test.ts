@@ -10,7 +10,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DiskLog, Incarnations, KvError, quorumsFor } from '@flotilla/store';
-import { TestCluster, enc, eventually, reAdd } from './support.ts';
+import { TestCluster, enc, eventually, reAdd, warnings } from './support.ts';
 
 const ids = ['m1', 'm2', 'm3'];
 
@@ -77,9 +77,8 @@ test('a removed member restarted with its old directory is refused by every othe
   const victim = ids.find((id) => id !== leader.id)!;
   await leader.removeMember(victim);
   await c.stopMember(victim);
-  const said: string[] = [];
-  const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, warn: (_f: object, msg: string) => void said.push(msg) };
-  const stale = await c.startMember(victim, { logger: logger as never });
+  const { said, logger } = warnings();
+  const stale = await c.startMember(victim, { logger });
   await new Promise((r) => setTimeout(r, 1000));
   assert.deepEqual(stale.status().peersConnected, [], 'no master talks to it');
   assert.ok(said.some((m) => /refuses to talk to this master: .*was removed from the cluster/.test(m)), said.join('\n'));
@@ -131,15 +130,8 @@ test('a master re-added after another was: replaying the first removal, it keeps
   await c.converged(10_000);
   c.node(A).transferLeadership(B);
   await eventually(() => c.node(B).status().role === 'leader', `${B} leads`);
-  await c.stopMember(C);
-  await c.node(B).removeMember(C);
-  rmSync(c.members.get(C)!.dataDir, { recursive: true, force: true });
-  const said: string[] = [];
-  const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, warn: (_f: object, msg: string) => void said.push(msg) };
-  const starting = c.startMember(C, { join: true, logger: logger as never });
-  await c.node(B).addLearner(C, { peerUrl: c.peerUrl(C) });
-  await starting;
-  await c.node(B).promote(C);
+  const { said, logger } = warnings();
+  await reAdd(c, C, { logger });
   await c.converged(10_000);
   // B restarts, so it says hello to C again; then A stops, so nothing commits unless B and C
   // talk.
@@ -172,15 +164,8 @@ test('a master that catches up from a snapshot taken while another was removed k
   await joining;
   await (await c.leader()).promote(C);
   await c.converged(10_000);
-  await c.stopMember(B);
-  await (await c.leader()).removeMember(B);
-  rmSync(c.members.get(B)!.dataDir, { recursive: true, force: true });
-  const said: string[] = [];
-  const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, warn: (_f: object, msg: string) => void said.push(msg) };
-  const starting = c.startMember(B, { join: true, logger: logger as never });
-  await (await c.leader()).addLearner(B, { peerUrl: c.peerUrl(B) });
-  await starting;
-  await (await c.leader()).promote(B);
+  const { said, logger } = warnings();
+  await reAdd(c, B, { logger });
   await c.converged(10_000);
   assert.ok(c.node(B).status().firstIndex > 1, `${B} started from a snapshot`);
   // C restarts (says hello to B again); A stops: nothing commits unless B and C talk.

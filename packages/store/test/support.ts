@@ -185,13 +185,20 @@ export async function everyAnswer(c: TestCluster, key: string): Promise<Map<stri
  * What an operator does for a master whose data is lost or damaged: remove it, start it with
  * an empty data directory as a joining member, add it back as a learner, promote it.
  */
-export async function reAdd(c: TestCluster, id: string): Promise<StoreNode> {
+export async function reAdd(c: TestCluster, id: string, extra: Partial<StoreOptions> = {}): Promise<StoreNode> {
   await c.stopMember(id);
   await (await c.leader()).removeMember(id);
   rmSync(c.members.get(id)!.dataDir, { recursive: true, force: true });
-  const starting = c.startMember(id, { join: true });
+  const starting = c.startMember(id, { ...extra, join: true });
   await (await c.leader()).addLearner(id, { peerUrl: c.peerUrl(id) });
   const node = await starting;
   await (await c.leader()).promote(id);
   return node;
+}
+
+/** A logger that keeps the warnings a master logs (for tests of what it refused). */
+export function warnings(): { said: string[]; logger: StoreOptions['logger'] } {
+  const said: string[] = [];
+  const logger = { info: () => undefined, debug: () => undefined, error: () => undefined, warn: (_f: object, msg: string) => void said.push(msg), child: () => logger };
+  return { said, logger: logger as unknown as StoreOptions['logger'] };
 }
